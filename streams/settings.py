@@ -1,0 +1,128 @@
+"""One validated, frozen settings object, read from ``ESATRACK_*`` environment variables.
+
+Everything configurable lives here so that local runs, docker-compose and the Helm chart are
+driven by the same names. Secrets are :class:`pydantic.SecretStr`: they print as ``**********``
+and :meth:`Settings.safe_dict` is what may be logged.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.errors import ConfigError
+
+
+def _default_stack_dir() -> Path:
+    return Path.home() / ".cache" / "esatrack" / "stack"
+
+
+class Settings(BaseSettings):
+    """All of esatrack's settings. Environment variable: ``ESATRACK_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ESATRACK_", frozen=True, extra="ignore", case_sensitive=False
+    )
+
+    # --- Kafka --------------------------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_raw: str = "esa.raw"
+    topic_messages: str = "esa.messages"
+    topic_connections: str = "esa.connections"
+    topic_unparsed: str = "esa.unparsed"
+    topic_alerts: str = "esa.alerts"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+
+    # --- OpenSearch ---------------------------------------------------------------------
+    opensearch_url: str = "http://127.0.0.1:9200"
+    opensearch_username: str | None = None
+    opensearch_password: SecretStr | None = None
+    opensearch_verify_certs: bool = True
+    opensearch_shards: int = Field(default=1, ge=1)
+    opensearch_replicas: int = Field(default=0, ge=0)
+
+    # --- Parsing and correlation --------------------------------------------------------
+    default_host: str = "esa"
+    """Appliance name for lines that carry none (file ingest, host-less syslog)."""
+    timezone: str = "UTC"
+    """IANA zone of appliances whose syslog times carry no zone."""
+    host_timezones: dict[str, str] = Field(default_factory=dict)
+    """Per-appliance IANA zones, as JSON: ``{"esa1": "Asia/Bangkok"}``."""
+    max_line_bytes: int = Field(default=65536, ge=256)
+    grace_seconds: float = Field(default=10.0, ge=0)
+    message_horizon_hours: float = Field(default=80.0, gt=0)
+    connection_horizon_hours: float = Field(default=2.0, gt=0)
+
+    # --- Local stack (embedded Kafka + OpenSearch started from Maven Central) -----------
+    stack_dir: Path = Field(default_factory=_default_stack_dir)
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = "512m"
+    opensearch_http_port: int = Field(default=9200, ge=1, le=65535)
+    opensearch_transport_port: int = Field(default=9300, ge=1, le=65535)
+    opensearch_heap: str = "1g"
+
+    # --- Processes ----------------------------------------------------------------------
+    state_dir: Path = Path("./state")
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        _check_zone(value)
+        return value
+
+    @field_validator("host_timezones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        for zone in value.values():
+            _check_zone(zone)
+        return value
+
+    def zone_for(self, host: str | None) -> str:
+        """The IANA zone of an appliance (its own if configured, else the default)."""
+        if host is not None and host in self.host_timezones:
+            return self.host_timezones[host]
+        return self.timezone
+
+    def safe_dict(self) -> dict[str, Any]:
+        """The settings as a dict fit for logs: secrets stay masked."""
+        return {key: str(val) if isinstance(val, SecretStr) else val
+                for key, val in self.model_dump().items()}
+
+
+def _check_zone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r} (e.g. 'UTC', 'Asia/Bangkok')") from exc
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings once; raise :class:`ConfigError` naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ESATRACK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (never at import)."""
+    return load_settings()
