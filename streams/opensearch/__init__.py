@@ -1,0 +1,1 @@
+"""The OpenSearch edge: client construction, index naming, templates."""
