@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stack": ("streams.stack.cli", "run the local Kafka and OpenSearch (up, down, status, logs)"),
     "parse": ("streams.parse.cli", "parse ESA log lines into JSON Lines events"),
     "correlate": ("streams.correlate.cli", "join log lines into message and connection records"),
+    "search": ("streams.search.cli", "tracking search: every match, as table, JSONL or CSV"),
+    "show": ("streams.search.show", "details of one message with its rewritten/split/bounce MIDs"),
+    "retention": ("streams.retention.cli", "delete daily indices past the keep period (not held)"),
+    "hold": ("streams.retention.hold_cli", "legal holds retention respects (add, list, remove)"),
 }
 
 
