@@ -72,9 +72,52 @@ class Settings(BaseSettings):
     opensearch_http_port: int = Field(default=9200, ge=1, le=65535)
     opensearch_transport_port: int = Field(default=9300, ge=1, le=65535)
     opensearch_heap: str = "1g"
+    maven_repo_local: Path | None = None
+    """Maven local repository for the stack's artifacts (default: Maven's own, ~/.m2/repository)."""
+    stack_min_free_gb: float = Field(default=2.0, ge=0)
+    """Free disk space `esatrack stack up` requires under stack_dir."""
+    stack_start_timeout: float = Field(default=180.0, gt=0)
+    """Seconds `esatrack stack up` waits for each service to become ready."""
+
+    # --- Receiver (`esatrack receive`) and replay ----------------------------------------
+    receiver_bind: str = "0.0.0.0"
+    """Address the syslog listeners bind to."""
+    receiver_udp_port: int = Field(default=5514, ge=0, le=65535)
+    """Syslog over UDP (0 = off)."""
+    receiver_tcp_port: int = Field(default=5514, ge=0, le=65535)
+    """Syslog over TCP, LF or octet-counted framing detected per connection (0 = off)."""
+    receiver_tls_port: int = Field(default=6514, ge=0, le=65535)
+    """Syslog over TLS (RFC 5425); on only when a certificate and key are set (0 = off)."""
+    receiver_tls_cert: Path | None = None
+    """PEM certificate (chain) the TLS listener presents."""
+    receiver_tls_key: Path | None = None
+    """PEM private key of that certificate."""
+    receiver_tls_client_ca: Path | None = None
+    """If set, TLS peers must present a certificate signed by this CA (mutual TLS)."""
+    receiver_spool_dir: Path = Path("./state/spool")
+    """Where lines wait on disk while Kafka is slow or down."""
+    receiver_spool_max_bytes: int = Field(default=1024**3, ge=65536)
+    """Spool cap; lines beyond it are dropped and counted (`esatrack_ingest_dropped_total`)."""
+    receiver_max_queued: int = Field(default=200_000, ge=1000)
+    """Lines held by the producer before TCP stops reading and UDP goes to the spool."""
+    receiver_shutdown_timeout: float = Field(default=10.0, ge=0)
+    """Seconds to wait for Kafka on SIGTERM before spooling what is left."""
+    producer_linger_ms: float = Field(default=20.0, ge=0)
+    """Producer batching delay (librdkafka ``linger.ms``)."""
+    producer_compression: str = "lz4"
+    """Producer compression (``none``, ``gzip``, ``snappy``, ``lz4``, ``zstd``)."""
 
     # --- Processes ----------------------------------------------------------------------
     state_dir: Path = Path("./state")
+    worker_group: str = "esatrack-worker"
+    """Faust app id of the stream workers: their consumer group and the prefix of their
+    changelog topics (``<group>-correlation-changelog``)."""
+    worker_batch_size: int = Field(default=2000, ge=1)
+    """Raw lines taken from Kafka per processing batch."""
+    worker_batch_seconds: float = Field(default=0.05, gt=0)
+    """Longest wait for a batch to fill before processing what has arrived."""
+    worker_tick_seconds: float = Field(default=1.0, gt=0)
+    """Interval of the timer that emits records whose grace or expiry has passed."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = "INFO"
 
