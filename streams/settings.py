@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     topic_connections: str = "esa.connections"
     topic_unparsed: str = "esa.unparsed"
     topic_alerts: str = "esa.alerts"
+    topic_dead_letters: str = "esa.dead-letters"
+    """Records the indexer cannot index (undecodable, or refused by OpenSearch), with why."""
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication: int = Field(default=1, ge=1)
 
@@ -118,6 +120,16 @@ class Settings(BaseSettings):
     """Longest wait for a batch to fill before processing what has arrived."""
     worker_tick_seconds: float = Field(default=1.0, gt=0)
     """Interval of the timer that emits records whose grace or expiry has passed."""
+    indexer_group: str = "esatrack-indexer"
+    """Consumer group of `esatrack indexer`."""
+    indexer_batch_docs: int = Field(default=5000, ge=1)
+    """Records per bulk request at most."""
+    indexer_batch_bytes: int = Field(default=8 * 1024**2, ge=1024)
+    """Bytes of Kafka values per bulk request at most."""
+    indexer_batch_seconds: float = Field(default=0.5, gt=0)
+    """Longest wait for a batch to fill before indexing what has arrived."""
+    indexer_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    """Cap of the retry delay while OpenSearch or Kafka is unavailable."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     log_level: str = "INFO"
 
