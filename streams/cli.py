@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("streams.search.show", "details of one message with its rewritten/split/bounce MIDs"),
     "retention": ("streams.retention.cli", "delete daily indices past the keep period (not held)"),
     "hold": ("streams.retention.hold_cli", "legal holds retention respects (add, list, remove)"),
+    "opensearch": ("streams.opensearch.cli", "install index templates, aliases, ISM policy (init)"),
+    "indexer": ("streams.indexer.cli", "index records and raw lines from Kafka into OpenSearch"),
+    "verify": ("streams.archive.cli", "check one appliance's raw-archive hash chain for a day"),
 }
 
 
