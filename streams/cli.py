@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "opensearch": ("streams.opensearch.cli", "install index templates, aliases, ISM policy (init)"),
     "indexer": ("streams.indexer.cli", "index records and raw lines from Kafka into OpenSearch"),
     "verify": ("streams.archive.cli", "check one appliance's raw-archive hash chain for a day"),
+    "receive": ("streams.ingest.receive_cli", "receive syslog (UDP, TCP, TLS) into Kafka"),
+    "replay": ("streams.ingest.replay_cli", "publish appliance log files to Kafka (backfill)"),
 }
 
 

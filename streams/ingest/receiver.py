@@ -1,0 +1,409 @@
+"""The syslog receiver: UDP, TCP and TLS listeners publishing each line to the raw topic.
+
+One asyncio loop does everything; the hot path is ``data_received`` -> framing -> header read ->
+``Producer.produce`` with no awaits. Flow control and loss:
+
+- The producer holds at most ``receiver_max_queued`` lines. Above half of that, TCP/TLS
+  connections stop being read (the senders' TCP windows close: bounded memory, no loss); below a
+  quarter they are read again.
+- UDP cannot be paused: while the producer is behind, the broker is down, or the spool is not yet
+  empty, datagrams go to the on-disk spool (FIFO), which a timer drains when Kafka keeps up.
+- A line Kafka does not take (timed out, refused for a retriable reason) comes back through the
+  delivery report and is spooled. Lines dropped on purpose (over-long, spool full) are counted.
+- On stop (SIGTERM): listeners close, the partial last line of every connection is taken, the
+  producer is flushed for ``receiver_shutdown_timeout`` seconds, and whatever is still queued is
+  purged into the spool, which is fsynced. The next start drains it first.
+
+The Kafka key is the appliance named in the syslog header (:func:`streams.ingest.header.appliance`);
+when the header names none, the key is the **peer's IP address** (not ``default_host``): two
+appliances sending host-less syslog must not share a key, since they reuse the same MIDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, Message
+
+from streams.ingest.framing import FrameDecoder, strip_trailer
+from streams.ingest.header import appliance
+from streams.ingest.metrics import IngestCounters
+from streams.ingest.producer import RawProducer, headers_for
+from streams.ingest.spool import Segment, Spool, SpoolRecord
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_TICK = 0.05
+_SYNC_EVERY = 1.0
+_DRAIN_BATCH = 20_000
+_UDP_RCVBUF = 16 * 1024 * 1024
+_RETRY_CODES = frozenset({KafkaError._MSG_TIMED_OUT, KafkaError._PURGE_QUEUE,
+                          KafkaError._PURGE_INFLIGHT, KafkaError._TIMED_OUT,
+                          KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+_SHUTDOWN_CODES = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+
+
+@dataclass
+class Ports:
+    """Ports to listen on (0 = off) and the ones actually bound (for ephemeral ports)."""
+
+    udp: int = 0
+    tcp: int = 0
+    tls: int = 0
+
+
+@dataclass
+class _Drain:
+    segment: Segment
+    produced: int = 0
+    resolved: int = 0
+
+
+@dataclass
+class ShutdownReport:
+    """What happened to the lines at stop."""
+
+    lines_in: int
+    delivered: int
+    spooled_at_shutdown: int
+    spool_bytes: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _peer(transport: asyncio.BaseTransport) -> tuple[bytes, bytes]:
+    """(ip, ip:port) of a connection's peer."""
+    info = transport.get_extra_info("peername")
+    if isinstance(info, tuple) and len(info) >= 2:
+        return str(info[0]).encode(), f"{info[0]}:{info[1]}".encode()
+    return b"unknown", b"unknown"
+
+
+def tls_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+    """Server-side TLS context for RFC 5425 (TLS 1.2+; client certificates if a CA is given)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    if client_ca is not None:
+        context.load_verify_locations(str(client_ca))
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class Receiver:
+    """Listeners + producer + spool. Build, ``await start()``, then ``await stop()``."""
+
+    def __init__(self, settings: Settings, *, ports: Ports, topic: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None, spool_dir: Path | None = None,
+                 **producer_extra: Any) -> None:
+        self.settings = settings
+        self.topic = topic or settings.topic_raw
+        self.requested = ports
+        self.bound = Ports()
+        self.ssl_context = ssl_context
+        self.max_line = settings.max_line_bytes
+        self.counters = IngestCounters()
+        self.spool = Spool(spool_dir or settings.receiver_spool_dir,
+                           settings.receiver_spool_max_bytes)
+        self.producer = RawProducer(settings, self.topic, self._on_failed, **producer_extra)
+        self._high = settings.receiver_max_queued // 2
+        self._low = settings.receiver_max_queued // 4
+        self._servers: list[asyncio.Server] = []
+        self._udp: asyncio.DatagramTransport | None = None
+        self._connections: set[_StreamProtocol] = set()
+        self._paused: set[_StreamProtocol] = set()
+        self._drain: _Drain | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._spooled_at_shutdown = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the listeners and start the timer (poll, resume, drain, fsync)."""
+        loop = asyncio.get_running_loop()
+        host = self.settings.receiver_bind
+        if self.requested.udp:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                 socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _UDP_RCVBUF)
+            sock.bind((host, self.requested.udp))
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self), sock=sock)
+            self._udp = transport
+            self.bound.udp = sock.getsockname()[1]
+        if self.requested.tcp:
+            server = await loop.create_server(lambda: _StreamProtocol(self, b"tcp"),
+                                              host, self.requested.tcp, reuse_address=True)
+            self._servers.append(server)
+            self.bound.tcp = server.sockets[0].getsockname()[1]
+        if self.requested.tls:
+            if self.ssl_context is None:
+                raise ValueError("a TLS port needs an SSL context")
+            server = await loop.create_server(lambda: _StreamProtocol(self, b"tls"),
+                                              host, self.requested.tls, reuse_address=True,
+                                              ssl=self.ssl_context)
+            self._servers.append(server)
+            self.bound.tls = server.sockets[0].getsockname()[1]
+        self._tick_task = asyncio.create_task(self._ticker())
+
+    async def stop(self) -> ShutdownReport:
+        """Stop reading, flush Kafka for the configured time, spool what is left, fsync."""
+        self._stopping = True
+        for server in self._servers:
+            server.close()
+        if self._udp is not None:
+            self._udp.close()
+        for conn in list(self._connections):
+            conn.take_rest()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        left = self.producer.flush(self.settings.receiver_shutdown_timeout)
+        if left:
+            log.warning("Kafka did not take %d lines within %.0f s; spooling them", left,
+                        self.settings.receiver_shutdown_timeout)
+            self.producer.purge()
+        self._finish_drain()
+        self.spool.close()
+        for server in self._servers:
+            await server.wait_closed()
+        return ShutdownReport(lines_in=self.counters.total_in(),
+                              delivered=self.producer.delivered,
+                              spooled_at_shutdown=self._spooled_at_shutdown,
+                              spool_bytes=self.spool.bytes_used,
+                              dropped=dict(self.counters.dropped))
+
+    def _finish_drain(self) -> None:
+        """Release the segment being drained, keeping its unread records in the spool."""
+        drain, self._drain = self._drain, None
+        if drain is None:
+            return
+        while not drain.segment.exhausted:
+            for record in drain.segment.read(_DRAIN_BATCH):
+                self.spool.append(record, force=True)
+        self.spool.release(drain.segment)
+
+    # --- hot path ------------------------------------------------------------------------
+    def ingest(self, lines: list[bytes], fallback: bytes, peer: bytes, transport: bytes,
+               to_spool: bool) -> None:
+        """Publish (or spool) lines read together from one peer."""
+        received_ms = time.time_ns() // 1_000_000
+        headers = headers_for(received_ms, peer, transport)
+        per: dict[bytes, list[int]] = {}
+        max_line = self.max_line
+        produce = self.producer.produce
+        spooled = 0
+        for line in lines:
+            size = len(line)
+            if size > max_line:
+                self.counters.add_dropped("overlong")
+                continue
+            key = appliance(line) or fallback
+            tally = per.get(key)
+            if tally is None:
+                per[key] = [1, size]
+            else:
+                tally[0] += 1
+                tally[1] += size
+            if to_spool or not produce(line, key, headers):
+                record = SpoolRecord(line, key, received_ms, peer, transport)
+                if self.spool.append(record):
+                    spooled += 1
+                else:
+                    self.counters.add_dropped("spool_full")
+        if spooled:
+            self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
+        self.counters.add_in(transport.decode(), per)
+
+    def congested(self) -> bool:
+        """True while the producer holds more than it should (TCP pauses, UDP spools)."""
+        return self.producer.depth() >= self._high
+
+    def udp_to_spool(self) -> bool:
+        return bool(self.spool) or self.producer.broker_down or self.congested()
+
+    def pause(self, conn: _StreamProtocol) -> None:
+        if conn not in self._paused:
+            conn.transport.pause_reading()
+            self._paused.add(conn)
+            self.counters.paused_connections = len(self._paused)
+
+    # --- delivery failures and the spool -------------------------------------------------
+    def _on_failed(self, record: SpoolRecord, err: KafkaError) -> None:
+        code = err.code()
+        if code not in _RETRY_CODES and not err.retriable():
+            log.error("Kafka refused a line for good (%s); appliance %r", err,
+                      record.key.decode("ascii", "replace"))
+            self.counters.add_dropped("rejected")
+            return
+        reason = "shutdown" if code in _SHUTDOWN_CODES else "delivery_failed"
+        if self.spool.append(record, force=self._stopping):
+            self.counters.add_spooled(reason)
+            if self._stopping:
+                self._spooled_at_shutdown += 1
+        else:
+            self.counters.add_dropped("spool_full")
+
+    def _on_drained(self, drain: _Drain, err: KafkaError | None, msg: Message) -> None:
+        self.producer.report(err, msg)
+        drain.resolved += 1
+        if err is None:
+            self.counters.unspooled += 1
+
+    def _drain_some(self) -> None:
+        room = self._low - self.producer.depth()
+        if self.producer.broker_down:
+            # Probe with a few lines at a time until a delivery succeeds again.
+            room = 100 if self.producer.depth() == 0 else 0
+        if room <= 0:
+            return
+        drain = self._drain
+        if drain is None:
+            if not self.spool:
+                return
+            segment = self.spool.take()
+            if segment is None:
+                return
+            drain = self._drain = _Drain(segment)
+        if drain.segment.exhausted:
+            if drain.resolved >= drain.produced:
+                self.spool.release(drain.segment)
+                self.counters.add_dropped("spool_corrupt", drain.segment.corrupt)
+                self._drain = None
+            return
+        callback = functools.partial(self._on_drained, drain)
+        for record in drain.segment.read(min(room, _DRAIN_BATCH)):
+            value, key, received_ms, peer, transport = record
+            if not self.producer.produce(value, key, headers_for(received_ms, peer, transport),
+                                         on_delivery=callback):
+                self.spool.append(record, force=True)  # queue full after all: keep it
+                continue
+            drain.produced += 1
+
+    async def _ticker(self) -> None:
+        last_sync = time.monotonic()
+        while True:
+            await asyncio.sleep(_TICK)
+            self.producer.poll(0)
+            if self._paused and self.producer.depth() <= self._low:
+                for conn in list(self._paused):
+                    conn.transport.resume_reading()
+                self._paused.clear()
+                self.counters.paused_connections = 0
+            self._drain_some()
+            now = time.monotonic()
+            if now - last_sync >= _SYNC_EVERY:
+                self.spool.sync()
+                last_sync = now
+
+    # --- status --------------------------------------------------------------------------
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, details): unhealthy while the broker is down or lines are being dropped."""
+        details = {
+            "kafka": "down" if self.producer.broker_down else "up",
+            "producer_queue": self.producer.depth(),
+            "spool_bytes": self.spool.bytes_used,
+            "lines_in": self.counters.total_in(),
+            "published": self.producer.delivered,
+            "dropped": self.counters.dropped,
+            "last_error": self.producer.last_error,
+            "listening": {"udp": self.bound.udp, "tcp": self.bound.tcp, "tls": self.bound.tls},
+        }
+        return not self.producer.broker_down, details
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One TCP or TLS connection: framing detected on its first bytes."""
+
+    def __init__(self, receiver: Receiver, kind: bytes) -> None:
+        self.rx = receiver
+        self.kind = kind
+        self.decoder = FrameDecoder(receiver.max_line)
+        self.transport: asyncio.Transport
+        self.fallback = b""
+        self.peer = b""
+        self._seen = (0, 0, 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.fallback, self.peer = _peer(transport)
+        self.rx._connections.add(self)
+        self.rx.counters.connections = len(self.rx._connections)
+        self.rx.counters.connections_total += 1
+        if self.rx.congested():
+            self.rx.pause(self)
+
+    def data_received(self, data: bytes) -> None:
+        lines = self.decoder.feed(data)
+        if lines:
+            self.rx.ingest(lines, self.fallback, self.peer, self.kind, False)
+        self._count()
+        if self.rx.congested():
+            self.rx.pause(self)
+
+    def _count(self) -> None:
+        dec = self.decoder
+        seen = (dec.dropped_overlong, dec.framing_errors, dec.empty)
+        if seen != self._seen:
+            counters = self.rx.counters
+            counters.add_dropped("overlong", seen[0] - self._seen[0])
+            counters.framing_errors += seen[1] - self._seen[1]
+            counters.empty_frames += seen[2] - self._seen[2]
+            self._seen = seen
+
+    def take_rest(self) -> None:
+        """Stop reading and publish the partial last line (it was read from the socket)."""
+        with contextlib.suppress(RuntimeError):  # already closing
+            self.transport.pause_reading()
+        rest = self.decoder.finish()
+        if rest:
+            self.rx.ingest(rest, self.fallback, self.peer, self.kind, False)
+        self._count()
+        self.transport.close()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        rest = self.decoder.finish()
+        if rest:
+            self.rx.ingest(rest, self.fallback, self.peer, self.kind, False)
+        self._count()
+        self.rx._connections.discard(self)
+        self.rx._paused.discard(self)
+        self.rx.counters.connections = len(self.rx._connections)
+        self.rx.counters.paused_connections = len(self.rx._paused)
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    """UDP: one datagram is one line (a trailing LF/CRLF is dropped)."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.rx = receiver
+        self._peers: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        line = strip_trailer(data)
+        if not line:
+            self.rx.counters.empty_frames += 1
+            return
+        peer = self._peers.get(addr)
+        if peer is None:
+            if len(self._peers) > 10_000:
+                self._peers.clear()
+            peer = self._peers[addr] = (str(addr[0]).encode(), f"{addr[0]}:{addr[1]}".encode())
+        self.rx.ingest([line], peer[0], peer[1], b"udp", self.rx.udp_to_spool())
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("UDP socket error: %s", exc)

@@ -1,0 +1,209 @@
+"""A bounded, on-disk FIFO of lines waiting for Kafka.
+
+The receiver writes here what it cannot hand to Kafka right now (UDP lines while Kafka is slow or
+down, lines whose delivery failed, what is still queued at shutdown) and drains it when Kafka is
+back. It is a directory of segment files, oldest first. Each record is framed as
+
+    CRC32(payload) u32 | len(payload) u32 | payload
+    payload = received_ms i64 | len(key) u16 | len(peer) u16 | len(transport) u8
+              | key | peer | transport | value
+
+A segment is deleted only after the caller says all of its records were delivered
+(:meth:`Spool.release`); a crash in between replays the segment (at-least-once). A torn record at
+the end of a segment (a crash during a write) fails its CRC: reading stops there and the loss is
+counted in :attr:`Spool.corrupt_records`. No Kafka, no event loop: plain file I/O, unit-tested.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from collections import deque
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+_FRAME = struct.Struct("<II")
+_META = struct.Struct("<qHHB")
+_SUFFIX = ".spool"
+
+
+class SpoolRecord(NamedTuple):
+    """One line with what the Kafka record needs besides it."""
+
+    value: bytes
+    key: bytes
+    received_ms: int
+    peer: bytes
+    transport: bytes
+
+
+def encode(record: SpoolRecord) -> bytes:
+    """The record's bytes on disk (frame included)."""
+    value, key, received_ms, peer, transport = record
+    payload = b"".join((_META.pack(received_ms, len(key), len(peer), len(transport)),
+                        key, peer, transport, value))
+    return _FRAME.pack(zlib.crc32(payload), len(payload)) + payload
+
+
+def decode(payload: bytes) -> SpoolRecord:
+    """The record in a payload whose CRC was checked."""
+    received_ms, klen, plen, tlen = _META.unpack_from(payload)
+    pos = _META.size
+    key = payload[pos:pos + klen]
+    pos += klen
+    peer = payload[pos:pos + plen]
+    pos += plen
+    transport = payload[pos:pos + tlen]
+    pos += tlen
+    return SpoolRecord(payload[pos:], key, received_ms, peer, transport)
+
+
+class Segment:
+    """A closed segment being drained: read it in batches, then release it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self._file: BinaryIO | None = path.open("rb")
+        self.exhausted = False
+        self.corrupt = 0
+
+    def read(self, max_records: int) -> list[SpoolRecord]:
+        """Up to ``max_records`` next records; sets :attr:`exhausted` at the end."""
+        out: list[SpoolRecord] = []
+        file = self._file
+        if file is None:
+            return out
+        while len(out) < max_records:
+            frame = file.read(_FRAME.size)
+            if len(frame) < _FRAME.size:
+                if frame:
+                    self.corrupt += 1
+                self._close()
+                break
+            crc, length = _FRAME.unpack(frame)
+            payload = file.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc or length < _META.size:
+                self.corrupt += 1  # a torn write: nothing after it can be trusted
+                self._close()
+                break
+            out.append(decode(payload))
+        return out
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.exhausted = True
+
+    def close(self) -> None:
+        """Stop reading (the file stays, to be read again from the start next time)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Spool:
+    """Bounded FIFO of :class:`SpoolRecord` in ``directory``, at most ``max_bytes`` on disk."""
+
+    def __init__(self, directory: Path, max_bytes: int, segment_bytes: int | None = None) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
+        directory.mkdir(parents=True, exist_ok=True)
+        self._closed: deque[Path] = deque(sorted(directory.glob(f"*{_SUFFIX}")))
+        self._seq = int(self._closed[-1].stem) + 1 if self._closed else 0
+        self._active: BinaryIO | None = None
+        self._active_path: Path | None = None
+        self._active_size = 0
+        self._active_records = 0
+        self._draining: set[Path] = set()
+        self.bytes_used = sum(p.stat().st_size for p in self._closed)
+        self.records_appended = 0
+        self.corrupt_records = 0
+
+    # --- writing -------------------------------------------------------------------------
+    def append(self, record: SpoolRecord, *, force: bool = False) -> bool:
+        """Write one record; False (nothing written) when the spool is full.
+
+        ``force`` writes beyond the cap: for records moved within the spool, or taken from the
+        producer at shutdown, which must not be lost to a cap they were already inside.
+        """
+        data = encode(record)
+        if not force and self.bytes_used + len(data) > self.max_bytes:
+            return False
+        if self._active is None or self._active_size >= self.segment_bytes:
+            self._rotate()
+        assert self._active is not None  # _rotate opened it
+        self._active.write(data)
+        self._active_size += len(data)
+        self._active_records += 1
+        self.bytes_used += len(data)
+        self.records_appended += 1
+        return True
+
+    def sync(self) -> None:
+        """Make what was appended durable (flush and fsync the active segment)."""
+        if self._active is not None:
+            self._active.flush()
+            os.fsync(self._active.fileno())
+
+    def _rotate(self) -> None:
+        if self._active is not None:
+            self.sync()
+            self._active.close()
+            assert self._active_path is not None
+            self._closed.append(self._active_path)
+        self._active_path = self.directory / f"{self._seq:016d}{_SUFFIX}"
+        self._seq += 1
+        self._active = self._active_path.open("ab")
+        self._active_size = 0
+        self._active_records = 0
+
+    # --- draining ------------------------------------------------------------------------
+    def __bool__(self) -> bool:
+        """True while anything is spooled (on disk, not yet released)."""
+        return self.bytes_used > 0
+
+    def take(self) -> Segment | None:
+        """The oldest segment not being drained (closing the active one if it is the last)."""
+        if not self._closed and self._active is not None and self._active_records:
+            self._rotate_out()
+        while self._closed:
+            path = self._closed.popleft()
+            if path.stat().st_size == 0:
+                path.unlink()
+                continue
+            self._draining.add(path)
+            return Segment(path)
+        return None
+
+    def _rotate_out(self) -> None:
+        assert self._active is not None and self._active_path is not None
+        self.sync()
+        self._active.close()
+        self._closed.append(self._active_path)
+        self._active = None
+        self._active_path = None
+        self._active_size = 0
+        self._active_records = 0
+
+    def release(self, segment: Segment) -> None:
+        """All records of ``segment`` were delivered (or re-spooled): delete it."""
+        segment.close()
+        self.corrupt_records += segment.corrupt
+        self._draining.discard(segment.path)
+        segment.path.unlink(missing_ok=True)
+        self.bytes_used -= segment.size
+
+    def give_back(self, segment: Segment) -> None:
+        """Stop draining ``segment`` without releasing it: it is read again next time."""
+        segment.close()
+        self._draining.discard(segment.path)
+        self._closed.appendleft(segment.path)
+
+    def close(self) -> None:
+        """Flush, fsync and close the active segment; everything stays on disk for next time."""
+        if self._active is not None:
+            self._rotate_out()
