@@ -25,6 +25,7 @@ CONN_POLICY: Final = "conn_policy"
 CONN_TLS: Final = "conn_tls"
 CONN_AUTH: Final = "conn_auth"
 CONN_CLOSE: Final = "conn_close"
+CONN_INFO: Final = "conn_info"
 
 # Message (MID)
 MSG_START: Final = "msg_start"
@@ -58,6 +59,8 @@ DLV_BOUNCED: Final = "dlv_bounced"
 DLV_DELAYED: Final = "dlv_delayed"
 DLV_PENDING: Final = "dlv_pending"
 DLV_CLOSE: Final = "dlv_close"
+DLV_ERROR: Final = "dlv_error"
+DLV_INFO: Final = "dlv_info"
 
 # Other sources
 BOUNCE_LOG: Final = "bounce_log"
@@ -72,7 +75,8 @@ KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     CONN_NEW: ("interface", "interface_ip", "ip", "rdns", "rdns_verified"),
     # ``ICID 5 ACCEPT SG UNKNOWNLIST match sbrs[-1.0:10.0] SBRS 3.4 country Thailand``;
     # action is upper case (ACCEPT, RELAY, REJECT, TCPREFUSE, CONTINUE); sbrs float or None.
-    CONN_POLICY: ("action", "sender_group", "match", "sbrs", "country", "delayed"),
+    # ``ICID 5 Delayed HAT REJECT continuing session ...``: delayed True, detail the text.
+    CONN_POLICY: ("action", "sender_group", "match", "sbrs", "country", "delayed", "detail"),
     # ``ICID 5 TLS success protocol TLSv1.2 cipher ...`` / ``ICID 5 TLS failed: reason``
     CONN_TLS: ("success", "protocol", "cipher", "error"),
     # ``SMTP Auth: (ICID 5) succeeded for user: jdoe using AUTH mechanism: LOGIN with
@@ -80,6 +84,8 @@ KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     CONN_AUTH: ("success", "user", "mechanism", "profile"),
     # ``ICID 5 close`` / ``ICID 5 lost``
     CONN_CLOSE: ("lost",),
+    # any other line about an ICID (``ICID 5 Receiving Failed: ...``, SMTP Auth errors): text
+    CONN_INFO: ("text",),
     # ``Start MID 6 ICID 5`` (icid top-level)
     MSG_START: (),
     # ``MID 6 ICID 5 From: <a@example.com>``; sender without brackets, "" for <>
@@ -92,18 +98,21 @@ KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     MSG_SUBJECT: ("subject",),
     # ``MID 6 ready 4306 bytes from <a@example.com>``
     MSG_READY: ("size", "sender"),
-    # ``MID 6 matched all recipients for per-recipient policy DEFAULT in the inbound table``
+    # ``MID 6 matched all recipients for per-recipient policy DEFAULT in the inbound table``;
+    # rids None for "all recipients", else the listed RIDs
     MSG_POLICY: ("policy", "direction", "rids"),
     # engine: antispam|antivirus|amp|graymail|outbreak|dlp|spf|dkim|dmarc|sdr|...; verdict lower
     # case as logged (positive, negative, suspect, clean, viral, malware, pass, fail, ...);
-    # interim: True for interim verdicts; detail: the rest (virus name, DLP policy, identity)
-    MSG_VERDICT: ("engine", "verdict", "interim", "detail", "virus_name"),
+    # interim: True for interim verdicts; detail: the rest (virus name, DLP policy, identity);
+    # DLP violations add severity (LOW ...) and risk_factor (int)
+    MSG_VERDICT: ("engine", "verdict", "interim", "detail", "virus_name", "severity",
+                  "risk_factor"),
     MSG_ATTACHMENT: ("name",),
     MSG_URL: ("url", "detail"),
     MSG_CUSTOM: ("text",),
     # name: quarantine name ("Policy", "Outbreak", "Virus", "spam" for ISQ/RPC delivery to the
-    # spam quarantine); via: content filter / rule text; central: bool
-    MSG_QUARANTINE: ("name", "via", "central"),
+    # spam quarantine); via: content filter / rule text; central: bool; rcid for RPC delivery
+    MSG_QUARANTINE: ("name", "via", "central", "rcid"),
     # ``MID 6 released from quarantine "Outbreak" (expired)``
     MSG_RELEASE: ("name", "reason"),
     # ``MID 6 rewritten to MID 7 by LDAP rewrite``: mid is the old one
@@ -123,7 +132,8 @@ KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     MSG_INFO: ("text",),
     # ``New SMTP DCID 8 interface 10.1.1.2 address 198.51.100.25 port 25``
     DLV_NEW: ("interface", "ip", "port"),
-    DLV_TLS: ("success", "protocol", "cipher", "error"),
+    # domain: ``... cipher AES128-SHA for example.com`` (delivery TLS names the domain)
+    DLV_TLS: ("success", "protocol", "cipher", "error", "domain"),
     # ``Delivery start DCID 8 MID 6 to RID [0, 1]``
     DLV_START: ("rids",),
     # ``Message done DCID 8 MID 6 to RID [0] [headers...]``; headers: list of [name, value]
@@ -131,20 +141,30 @@ KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     # ``MID 6 RID [0] Response '2.0.0 Ok: queued as 4XyZ'``
     DLV_RESPONSE: ("rids", "response"),
     # ``Bounced: DCID 8 MID 6 to RID 1 - 5.1.0 - Unknown address error ('550', [...]) []``
-    DLV_BOUNCED: ("rids", "code", "reason", "response"),
+    # response: the SMTP reply tuple as logged; sender/recipient when the line names them
+    # (``Bounced: DCID 2 MID 5 From:<a> To:<b> RID 0 - ...``); dcid may be None
+    DLV_BOUNCED: ("rids", "code", "reason", "response", "sender", "recipient"),
     # ``Delayed: DCID 8 MID 6 to RID 0 - 4.1.0 - ...``
-    DLV_DELAYED: ("rids", "code", "reason", "response"),
+    DLV_DELAYED: ("rids", "code", "reason", "response", "sender", "recipient"),
     # ``Message 6 to RID [0] pending till Mon Mar 31 20:01:23 2003``; until: text as logged
     DLV_PENDING: ("rids", "until"),
     DLV_CLOSE: (),
+    # ``Connection Error: DCID 63 domain: x IP: 192.0.2.5 port: 25 details: ... reason: ...``
+    # text: everything after the DCID; ip, port (int), details, interface, reason when logged
+    DLV_ERROR: ("text", "domain", "ip", "port", "details", "interface", "reason"),
+    # any other line about a DCID: text
+    DLV_INFO: ("text",),
     # ``Bounced: 45346670:0 From:<a@x> To:<b@y> Reason: "5.1.0 - ..." Response: "..."``
-    BOUNCE_LOG: ("rid", "sender", "recipient", "reason", "response"),
+    # (also ``Delayed: 44451135:0 ...``: delayed True); mid top-level
+    BOUNCE_LOG: ("rid", "sender", "recipient", "reason", "response", "delayed"),
     # Consolidated Event Log: vendor, product, version, signature, name, severity, ext (dict)
     CEF: ("vendor", "product", "version", "signature", "name", "severity", "ext"),
     # ``Status: CPULd 3 DskIO 0 RAMUtil 11 ...``: metrics: dict name -> number
     STATUS: ("metrics",),
-    # appliance noise without a MID, recognised and kept: data["text"]
-    SYSTEM: ("text",),
+    # appliance noise without a MID, recognised and kept: data["text"]; the file headers add
+    # ``Version: 15.0.0-104 SN: 42..`` -> version, serial; ``Time offset from UTC: -21600
+    # seconds`` -> utc_offset (int seconds east of UTC)
+    SYSTEM: ("text", "version", "serial", "utc_offset"),
     # ``reason`` says why; the raw line is in ``body`` (and ``raw`` when decoding was lossy)
     UNKNOWN: ("reason",),
 }

@@ -1,0 +1,400 @@
+"""The parser: one raw line in, one :class:`~streams.events.Event` out, never an exception.
+
+Framing first (where the time, host, tag and level are), then the body (see
+:mod:`streams.parse.body`). The two framings that carry nearly all traffic, RFC 3164 syslog with a
+level and the appliance's own file format, are each one precompiled regex match; everything else
+(RFC 5424, relays' stacked headers, a year after the time, octet counts, bare ``Level: body``,
+collector formats) goes through the slower general path in :meth:`Parser._frame`.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from streams import events as ev
+from streams.events import Event
+from streams.parse.body import parse_body, unknown_reason
+from streams.parse.clock import MONTHS, Clock, local_epoch, offset_zone, zone
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
+
+LEVELS = frozenset({"Info", "Warning", "Debug", "Trace", "Critical", "Error", "Notice",
+                    "Alert", "Emergency"})
+
+# Hot paths. ``<PRI>Mon DD HH:MM:SS [host ]tag: Level: body`` and
+# ``Dow Mon D HH:MM:SS YYYY Level: body``.
+_FAST_SYSLOG = re.compile(
+    r"<\d{1,3}>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?:([^\s:<\[]+) )?([^\s:<\[]+): "
+    r"(Info|Warning|Debug|Trace|Critical): ?(.*)", re.S)
+_FAST_FILE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) "
+    r"(Info|Warning|Debug|Trace|Critical): ?(.*)", re.S)
+
+# General path.
+_OCTET_COUNT = re.compile(r"\d{1,6} (?=<\d{1,3}>)")
+_PRI = re.compile(r"<(\d{1,3})>")
+_RFC5424 = re.compile(
+    r"1 (\S+) (\S+) (\S+) (\S+) (\S+) (-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: (.*))?$", re.S)
+_T_FILE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) +([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d) (\d{4})"
+    r"(?: +|$)")
+_T_3164 = re.compile(
+    r"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d:\d\d:\d\d)(?:\.\d+)?(?: (\d{4}))?(?: +|$)")
+_T_ISO = re.compile(
+    r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?)(?: +|$)")
+_T_GMT = re.compile(  # the web proxy's "04 May 2020 12:59:57 (GMT-1:00)"
+    r"(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d\d):(\d\d):(\d\d) \(GMT([+-])(\d{1,2}):(\d\d)\)"
+    r"(?: +|$)")
+_MAX_STACK = 4
+"""Relay headers unwrapped at most (each costs a regex pass)."""
+
+
+class _Stamp(NamedTuple):
+    """A time as framed, converted once the host (and so the zone) is known."""
+
+    form: str  # "syslog" | "file" | "iso" | "epoch"
+    mon: str = ""
+    day: str = ""
+    hms: str = ""
+    year: str | None = None
+    epoch: float | None = None
+    iso: str = ""
+
+
+class _Frame(NamedTuple):
+    stamp: _Stamp | None
+    host: str | None
+    tag: str | None
+    level: str | None
+    body: str
+    framed: bool
+
+
+def _level(text: str) -> tuple[str | None, str]:
+    """``Info: body`` -> (``Info``, ``body``); (None, text) if no level leads."""
+    colon = text.find(":")
+    if 3 < colon < 10 and text[:colon] in LEVELS and (len(text) == colon + 1
+                                                       or text[colon + 1] == " "):
+        return text[:colon], text[colon + 1:].lstrip(" ")
+    return None, text
+
+
+def _clean_tag(tag: str) -> str:
+    bracket = tag.find("[")
+    return tag[:bracket] if bracket > 0 else tag
+
+
+def _tag_like(token: str) -> bool:
+    return len(token) > 1 and token[-1] == ":" and "|" not in token and "=" not in token \
+        and token[0] != "<"
+
+
+class Parser:
+    """Parses ESA log lines. Build once, call :meth:`parse_line` or :meth:`parse_lines`.
+
+    ``default_host`` names the appliance of lines that carry no host; ``timezone`` is the IANA
+    zone of appliances whose stamps carry none, ``host_timezones`` overrides it per appliance;
+    ``year`` pins the year of year-less syslog stamps (else inferred from the receipt time);
+    lines longer than ``max_line_bytes`` are cut and flagged ``truncated``.
+    """
+
+    def __init__(self, default_host: str = "esa", timezone: str = "UTC",
+                 host_timezones: dict[str, str] | None = None, year: int | None = None,
+                 max_line_bytes: int = 65536) -> None:
+        self.default_host = sys.intern(default_host)
+        self.year = year
+        self.max_line_bytes = max(16, max_line_bytes)
+        self._default_tz = zone(timezone)
+        self._host_tz = {host: zone(name) for host, name in (host_timezones or {}).items()}
+        self._clocks: dict[object, Clock] = {}
+        self._hosts: dict[str, tuple[str, Clock]] = {}
+        self._tags: dict[str, str] = {}
+        self._ctx_day = -1.0
+        # (receipt year, receipt month); month 0 pins the year (no inference).
+        self._ctx: tuple[int, int] = (year, 0) if year is not None else (1970, 1)
+        self._default_entry = self._host_entry(self.default_host)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Parser:
+        """A parser configured from the settings object (keyword overrides win)."""
+        options: dict[str, Any] = {
+            "default_host": settings.default_host, "timezone": settings.timezone,
+            "host_timezones": dict(settings.host_timezones),
+            "max_line_bytes": settings.max_line_bytes,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    # -- public API ------------------------------------------------------------------------
+
+    def parse_line(self, raw: bytes | str, received_at: float | None = None) -> Event:
+        """One line -> one event; ``received_at`` (epoch seconds, default now) dates syslog."""
+        try:
+            return self._parse(raw, time.time() if received_at is None else received_at, None)
+        except Exception as exc:  # last-resort guard: a parser bug must not stop a stream
+            return self._failed(raw, exc)
+
+    def parse_lines(self, lines: Iterable[bytes | str],
+                    received_at: float | None = None) -> Iterator[Event]:
+        """Events of a file's lines, in order, keeping the file's context.
+
+        The ``Time offset from UTC`` header turns the file-format times of the lines after it
+        into UTC; the headers themselves are ``system`` events, so every line has its event.
+        """
+        now = time.time() if received_at is None else received_at
+        file_clock: Clock | None = None
+        for raw in lines:
+            try:
+                event = self._parse(raw, now, file_clock)
+            except Exception as exc:  # last-resort guard, as in parse_line
+                event = self._failed(raw, exc)
+            if event.kind == ev.SYSTEM:
+                offset = event.data.get("utc_offset")
+                if isinstance(offset, int) and -86400 < offset < 86400:
+                    file_clock = self._clock(("offset", offset), offset_zone(offset))
+                elif event.body.startswith("Begin Logfile"):
+                    file_clock = None  # a new file starts: its own header follows
+            yield event
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _clock(self, key: object, tz: Any) -> Clock:
+        clock = self._clocks.get(key)
+        if clock is None:
+            clock = self._clocks[key] = Clock(tz)
+        return clock
+
+    def _host_entry(self, host: str) -> tuple[str, Clock]:
+        entry = self._hosts.get(host)
+        if entry is None:
+            if len(self._hosts) > 10_000:  # garbage hosts must not grow memory without bound
+                self._hosts.clear()
+            interned = sys.intern(host)
+            tz = self._host_tz.get(host, self._default_tz)
+            entry = self._hosts[interned] = (interned, self._clock(tz, tz))
+        return entry
+
+    def _set_context(self, received_at: float) -> None:
+        self._ctx_day = received_at // 86400.0
+        if self.year is None:
+            moment = time.gmtime(received_at)
+            self._ctx = (moment.tm_year, moment.tm_mon)
+
+    def _decode(self, raw: bytes | str) -> tuple[str, bytes | None, bool]:
+        truncated = False
+        if isinstance(raw, str):
+            text = raw
+            if len(text) > self.max_line_bytes // 4 and \
+                    len(text.encode("utf-8", "surrogatepass")) > self.max_line_bytes:
+                cut = text.encode("utf-8", "surrogatepass")[: self.max_line_bytes]
+                text = cut.decode("utf-8", "ignore")
+                truncated = True
+            return text.rstrip(), None, truncated
+        data = bytes(raw)
+        if len(data) > self.max_line_bytes:
+            # Cut before a character that would be split: back up over continuation bytes.
+            end = self.max_line_bytes
+            limit = end - 3
+            while end > limit and (data[end] & 0xC0) == 0x80:
+                end -= 1
+            data = data[:end]
+            truncated = True
+        try:
+            return data.decode("utf-8").rstrip(), None, truncated
+        except UnicodeDecodeError:
+            return data.decode("utf-8", "replace").rstrip(), data, truncated
+
+    def _parse(self, raw: bytes | str, received_at: float, file_clock: Clock | None) -> Event:
+        if received_at // 86400.0 != self._ctx_day and self.year is None:
+            self._set_context(received_at)
+        if type(raw) is bytes and len(raw) <= self.max_line_bytes:
+            try:
+                text = raw.decode("utf-8").rstrip()
+                keep: bytes | None = None
+                truncated = False
+            except UnicodeDecodeError:
+                text, keep, truncated = self._decode(raw)
+        else:
+            text, keep, truncated = self._decode(raw)
+
+        match = _FAST_SYSLOG.match(text)
+        if match is not None:
+            stamp, host_text, tag, level, body = match.groups()
+            host, clock = self._default_entry if host_text is None else \
+                self._hosts.get(host_text) or self._host_entry(host_text)
+            if clock.ctx is not self._ctx:
+                clock.set_context(self._ctx)
+            ts = clock.syslog_cache.get(stamp)
+            if ts is None:
+                ts = clock.syslog(stamp)
+            tag = self._tags.get(tag) or self._tags.setdefault(tag, sys.intern(tag))
+            framed = True
+        else:
+            match = _FAST_FILE.match(text)
+            if match is not None:
+                stamp, level, body = match.groups()
+                host, clock = self._default_entry
+                if file_clock is not None:
+                    clock = file_clock
+                ts = clock.file_cache.get(stamp)
+                if ts is None:
+                    ts = clock.file(stamp)
+                tag = None
+                framed = True
+            else:
+                return self._parse_general(text, keep, truncated, file_clock)
+        if body[:1] == " ":
+            body = body.lstrip(" ")
+        kind, icid, mid, dcid, data = parse_body(body)
+        if kind == ev.UNKNOWN and data.get("reason") == "unrecognised body":
+            data["reason"] = unknown_reason(body, framed)
+        return Event(kind, ts, host, body, tag, level, icid, mid, dcid, data, keep, truncated)
+
+    def _parse_general(self, text: str, keep: bytes | None, truncated: bool,
+                       file_clock: Clock | None) -> Event:
+        frame = self._frame(text, 0)
+        host_text = frame.host
+        host, clock = self._default_entry if host_text is None else self._host_entry(host_text)
+        if clock.ctx is not self._ctx:
+            clock.set_context(self._ctx)
+        ts = self._stamp_ts(frame.stamp, clock, file_clock)
+        tag = frame.tag
+        if tag is not None:
+            tag = self._tags.get(tag) or self._tags.setdefault(tag, sys.intern(tag))
+        body = frame.body
+        kind, icid, mid, dcid, data = parse_body(body)
+        if kind == ev.UNKNOWN and data.get("reason") == "unrecognised body":
+            data["reason"] = unknown_reason(body, frame.framed)
+        return Event(kind, ts, host, body, tag, frame.level, icid, mid, dcid, data, keep,
+                     truncated)
+
+    def _stamp_ts(self, stamp: _Stamp | None, clock: Clock,
+                  file_clock: Clock | None) -> float | None:
+        if stamp is None:
+            return None
+        if stamp.form == "epoch":
+            return stamp.epoch
+        if stamp.form == "file":
+            use = file_clock if file_clock is not None else clock
+            return use.syslog_parts(stamp.mon, stamp.day, stamp.hms, stamp.year)
+        if stamp.form == "syslog":
+            return clock.syslog_parts(stamp.mon, stamp.day, stamp.hms, stamp.year)
+        try:
+            moment = datetime.fromisoformat(stamp.iso.replace(" ", "T", 1))
+        except ValueError:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=clock.tz)
+        return moment.timestamp()
+
+    def _time(self, text: str, pos: int) -> tuple[_Stamp | None, int]:
+        """A time at ``pos`` in any of the known forms, and where the rest starts."""
+        first = text[pos:pos + 1]
+        if first.isalpha():
+            match = _T_FILE.match(text, pos)
+            if match is not None and match.group(1) in MONTHS:
+                mon, day, hms, year = match.groups()
+                return _Stamp("file", mon, day, hms, year), match.end()
+            match = _T_3164.match(text, pos)
+            if match is not None and match.group(1) in MONTHS:
+                mon, day, hms, year = match.groups()
+                return _Stamp("syslog", mon, day, hms, year), match.end()
+        elif first.isdigit():
+            match = _T_ISO.match(text, pos)
+            if match is not None:
+                return _Stamp("iso", iso=match.group(1)), match.end()
+            match = _T_GMT.match(text, pos)
+            if match is not None and match.group(2) in MONTHS:
+                day, mon, year, hh, mm, ss, sign, oh, om = match.groups()
+                offset = (int(oh) * 3600 + int(om) * 60) * (1 if sign == "+" else -1)
+                epoch = local_epoch(UTC, (int(year), MONTHS[mon], int(day), int(hh),
+                                          int(mm), int(ss)))
+                return _Stamp("epoch", epoch=None if epoch is None else epoch - offset), \
+                    match.end()
+        return None, pos
+
+    def _frame(self, text: str, depth: int) -> _Frame:
+        """The general framing path: every known header shape, stacked relays unwrapped."""
+        pos = 0
+        match = _OCTET_COUNT.match(text)
+        if match is not None:
+            pos = match.end()
+        pri = False
+        if text.startswith("<", pos):
+            match = _PRI.match(text, pos)
+            if match is not None:
+                pos = match.end()
+                pri = True
+                if text.startswith("1 ", pos):
+                    match = _RFC5424.match(text, pos)
+                    if match is not None:
+                        return self._frame_5424(match)
+        stamp, pos = self._time(text, pos)
+        rest = text[pos:]
+        host, tag, level, body, inner = self._after_time(rest)
+        if inner is not None and depth < _MAX_STACK:
+            frame = self._frame(inner, depth + 1)
+            return frame._replace(
+                stamp=frame.stamp or stamp, host=frame.host or host,
+                tag=frame.tag or tag, framed=True)
+        framed = stamp is not None or pri or level is not None or tag is not None
+        return _Frame(stamp, host, tag, level, body if framed else text, framed)
+
+    def _frame_5424(self, match: re.Match[str]) -> _Frame:
+        stamp_text, host, app, _procid, _msgid, _sd, message = match.groups()
+        stamp = None if stamp_text == "-" else _Stamp("iso", iso=stamp_text)
+        message = (message or "").lstrip("\ufeff")
+        level, body = _level(message)
+        if level is None:
+            # "tag: Level: body" inside MSG when the relay kept the appliance's tag
+            _host, tag, level, body, _inner = self._after_time(message)
+            if tag is not None and app == "-":
+                app = tag
+        return _Frame(stamp, None if host == "-" else host, None if app == "-" else app,
+                      level, body, True)
+
+    def _after_time(self, rest: str) -> tuple[str | None, str | None, str | None, str,
+                                              str | None]:
+        """``[host] [tag:] [Level:] body`` -> (host, tag, level, body, stacked inner line)."""
+        rest = rest.lstrip(" ")
+        if rest[:1] == "<" and _PRI.match(rest) is not None:
+            return None, None, None, "", rest
+        level, body = _level(rest)
+        if level is not None:
+            return None, None, level, body, None
+        space = rest.find(" ")
+        if space < 0:
+            if _tag_like(rest):
+                return None, _clean_tag(rest[:-1]), None, "", None
+            return None, None, None, rest, None
+        first = rest[:space]
+        after = rest[space + 1:].lstrip(" ")
+        if _tag_like(first):
+            level, body = _level(after)
+            return None, _clean_tag(first[:-1]), level, body, None
+        if after[:1] == "<" and _PRI.match(after) is not None:
+            return first, None, None, "", after
+        space = after.find(" ")
+        second = after if space < 0 else after[:space]
+        if _tag_like(second) and "<" not in first and ":" not in first:
+            level, body = _level("" if space < 0 else after[space + 1:].lstrip(" "))
+            return first, _clean_tag(second[:-1]), level, body, None
+        return None, None, None, rest, None
+
+    def _failed(self, raw: bytes | str, exc: Exception) -> Event:
+        """The event of a line the parser itself failed on (a bug, but never a crash)."""
+        if isinstance(raw, str):
+            text, keep = raw, None
+        else:
+            data = bytes(raw)
+            text, keep = data.decode("utf-8", "replace"), data
+        cut = len(text) > self.max_line_bytes
+        return Event(ev.UNKNOWN, None, self.default_host, text[: self.max_line_bytes],
+                     data={"reason": f"parser error: {type(exc).__name__}: {exc}"},
+                     raw=keep, truncated=cut)
