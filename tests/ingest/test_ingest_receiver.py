@@ -1,0 +1,121 @@
+"""`esatrack receive` with the real local Kafka: every transport, unchanged, keyed right."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from ingest_helpers import ReceiverProcess, free_port, make_cert, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _lines(tag: str, host: str | None, n: int) -> list[bytes]:
+    head = f"<22>Nov 19 09:16:38 {host} mail_logs" if host else "<22>Nov 19 09:16:38 mail_logs"
+    return [f"{head}: Info: MID {i} ICID 5 {tag} ".encode() + b"subj '\xe9\xff'\tend"
+            for i in range(n)]
+
+
+def _send_stream(sock: socket.socket, payload: bytes) -> None:
+    for start in range(0, len(payload), 777):  # odd-sized writes: frames straddle reads
+        sock.sendall(payload[start:start + 777])
+
+
+def test_every_transport_arrives_unchanged_and_keyed(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """UDP, TCP (LF and octet-counted) and TLS lines reach Kafka byte for byte, keyed by appliance
+    (or by the peer address when the header names none), with receive time, peer and transport."""
+    topic = new_topic(partitions=3)
+    cert, key = make_cert(tmp_path)
+    metrics_port = free_port()
+    rx = ReceiverProcess(
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1"},
+        ["--topic", topic, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
+         "--tcp-port", str(free_port()), "--tls-port", str(free_port()),
+         "--tls-cert", str(cert), "--tls-key", str(key), "--spool-dir", str(tmp_path / "spool"),
+         "--metrics-port", str(metrics_port)])
+    try:
+        udp = _lines("udp", "esa-udp", 150) + _lines("udp-nohost", None, 10)
+        lf = [*_lines("lf", "esa-lf.example.com", 300), b"<22>Nov 19 09:16:38 esa-lf x: inner\rCR "]
+        octet = [*_lines("octet", "esa-octet", 300), b"<22>Nov 19 09:16:38 esa-octet x: two\nrows"]
+        tls_lines = _lines("tls", "esa-tls", 200)
+
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i, line in enumerate(udp):
+            sender.sendto(line, ("127.0.0.1", rx.udp))
+            if i % 20 == 19:
+                time.sleep(0.005)  # keep within the loopback socket buffer
+        sender.close()
+        with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
+            _send_stream(sock, b"".join(line + b"\n" for line in lf))
+        with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
+            _send_stream(sock, b"".join(b"%d %s" % (len(line), line) for line in octet))
+        context = ssl.create_default_context(cafile=str(cert))
+        with socket.create_connection(("127.0.0.1", rx.tls)) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            _send_stream(sock, b"".join(line + b"\r\n" for line in tls_lines))
+
+        expected = {
+            **dict.fromkeys(udp[:150], (b"esa-udp", b"udp")),
+            **dict.fromkeys(udp[150:], (b"127.0.0.1", b"udp")),
+            **dict.fromkeys(lf[:-1], (b"esa-lf.example.com", b"tcp")),
+            lf[-1]: (b"esa-lf", b"tcp"),
+            **dict.fromkeys(octet, (b"esa-octet", b"tcp")),
+            **dict.fromkeys(tls_lines, (b"esa-tls", b"tls")),
+        }
+        records = read_topic(kafka_bootstrap, topic, len(expected))
+        counts = Counter(record.value for record in records)
+        assert set(counts) == set(expected), "lines lost or changed"
+        assert max(counts.values()) == 1, "duplicates in a run without failures"
+        now_ms = time.time() * 1000
+        for record in records:
+            appliance, transport = expected[record.value]
+            assert (record.key, record.headers["transport"]) == (appliance, transport)
+            assert record.headers["peer"].startswith(b"127.0.0.1:")
+            assert abs(int(record.headers["received_ms"]) - now_ms) < 120_000
+
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+        assert b'esatrack_ingest_lines_total{appliance="esa-tls",transport="tls"} 200.0' in metrics
+        assert b'esatrack_ingest_lines_total{appliance="esa-udp",transport="udp"} 150.0' in metrics
+        assert f"esatrack_ingest_published_total {len(expected)}.0".encode() in metrics
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz") as reply:
+            health = orjson.loads(reply.read())
+        assert health["kafka"] == "up"
+        assert health["published"] == len(expected)
+    finally:
+        output = rx.stop() if rx.proc.poll() is None else ""
+        rx.kill()
+    assert f"{len(expected)} lines in, {len(expected)} published" in output
+
+
+def test_overlong_lines_are_dropped_and_counted(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """A line beyond ESATRACK_MAX_LINE_BYTES is not published, is counted, and the next line is."""
+    topic = new_topic()
+    metrics_port = free_port()
+    rx = ReceiverProcess(
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1",
+         "ESATRACK_MAX_LINE_BYTES": "1024"},
+        ["--topic", topic, "--udp-port", "0", "--tcp-port", str(free_port()),
+         "--spool-dir", str(tmp_path / "spool"), "--metrics-port", str(metrics_port)])
+    try:
+        good = [b"<22>Nov 19 09:16:38 esa1 mail_logs: Info: before",
+                b"<22>Nov 19 09:16:38 esa1 mail_logs: Info: after"]
+        with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
+            sock.sendall(good[0] + b"\n" + b"<22>" + b"x" * 5000 + b"\n" + good[1] + b"\n")
+        records = read_topic(kafka_bootstrap, topic, 2)
+        assert [r.value for r in records] == good
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
+        assert b'esatrack_ingest_dropped_total{reason="overlong"} 1.0' in metrics
+    finally:
+        rx.stop()
+        rx.kill()
