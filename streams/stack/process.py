@@ -34,10 +34,16 @@ class ProcessFiles:
 
 
 def _cmdline(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
+    # Right after exec (when Popen returns) the new arguments may not be visible yet: an
+    # empty cmdline is read again a few times before it is believed.
+    for _ in range(25):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if raw:
+            break
+        time.sleep(0.02)
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
