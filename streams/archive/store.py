@@ -56,6 +56,7 @@ def stream_chain(client: OpenSearch, host: str, day: str,
     ``search_after`` (consistent however long the walk takes). Raises NotFoundError if the
     day has no raw index."""
     index = index_for_day(day)
+    client.indices.refresh(index=index)  # every acknowledged line, not only the refreshed ones
     pit = client.create_pit(index=index, params={"keep_alive": PIT_KEEP_ALIVE})
     pit_id = pit["pit_id"]
     try:
