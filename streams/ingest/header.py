@@ -23,6 +23,13 @@ _MONTHS = frozenset(
                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 )
 _HOST_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:%-]{0,254}")
+# The common shape, ``<PRI>Mmm dd hh:mm:ss HOST TAG:`` (or ``TAG[pid]``), in one regex: the
+# fast path. Anything it does not match goes to the general reader below, which agrees with it
+# on every line it does match (a property test checks this).
+_FAST = re.compile(
+    rb"<\d{1,3}>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d "
+    rb"(?!\d{4} )([A-Za-z0-9](?:[A-Za-z0-9._:%-]{0,253}[A-Za-z0-9._%-])?) [A-Za-z_][^\s:\[<]*[:\[]"
+).match
 _HEAD_BYTES = 512  # a header never needs more than this; the body is never looked at
 _MAX_DEPTH = 3  # relays re-wrapping relays; bounded so no input can recurse far
 
@@ -85,4 +92,12 @@ def _read(head: bytes, depth: int) -> bytes | None:
 
 def appliance(line: bytes) -> bytes | None:
     """The appliance (syslog host) named by the line's header, or None if it names none."""
+    found = _FAST(line)
+    if found is not None:
+        return found.group(1)
+    return _read(line[:_HEAD_BYTES], 0)
+
+
+def appliance_slow(line: bytes) -> bytes | None:
+    """:func:`appliance` without the fast path (for tests that hold the two to agreement)."""
     return _read(line[:_HEAD_BYTES], 0)

@@ -82,40 +82,80 @@ def record_of(msg: Message) -> SpoolRecord:
                        found.get(H_TRANSPORT, b""))
 
 
+class BrokerState:
+    """Whether Kafka looks reachable, shared by the producers of one process."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.last_error: str | None = None
+
+
 class RawProducer:
     """Produces raw lines to one topic; counts deliveries and hands failed ones back.
 
     ``on_failed(record, error)`` is called (from :meth:`poll`/:meth:`flush`) for every line Kafka
     did not take, with the line as a :class:`SpoolRecord`, so nothing is silently lost.
+
+    With ``report_success=False`` librdkafka reports failures only (``delivery.report.only.error``):
+    a success costs no Python callback, which is most of the per-line cost at 100k lines/s.
+    Acknowledged lines are then counted as produced - failed - still queued, which is exact
+    once the queue is empty and never counts a line that may still fail.
     """
 
     def __init__(self, settings: Settings, topic: str,
                  on_failed: Callable[[SpoolRecord, KafkaError], None],
+                 state: BrokerState | None = None, *, report_success: bool = True,
                  **extra: Any) -> None:
         self.topic = topic
+        self.state = state or BrokerState()
         self._on_failed = on_failed
-        self.delivered = 0
+        self._report_success = report_success
+        self._acked = 0
+        self._last_acked = 0
+        self.produced = 0
         self.failed = 0
-        self.broker_down = False
-        self.last_error: str | None = None
-        self._producer = Producer(producer_config(
-            settings, on_delivery=self.report, error_cb=self._error, **extra))
+        config = producer_config(settings, on_delivery=self.report, error_cb=self._error, **extra)
+        if not report_success:
+            config["delivery.report.only.error"] = True
+        self._producer = Producer(config)
         self._produce = self._producer.produce
+
+    @property
+    def delivered(self) -> int:
+        """Lines Kafka acknowledged."""
+        if self._report_success:
+            return self._acked
+        return self.produced - self.failed - len(self._producer)
+
+    @property
+    def broker_down(self) -> bool:
+        return self.state.down
+
+    @property
+    def last_error(self) -> str | None:
+        return self.state.last_error
 
     def report(self, err: KafkaError | None, msg: Message) -> None:
         """Account for one delivery report (the default callback; drains chain to it)."""
         if err is None:
-            self.delivered += 1
-            self.broker_down = False
+            self._acked += 1
+            self.state.down = False
             return
         self.failed += 1
-        self.last_error = str(err)
+        self.state.last_error = str(err)
         self._on_failed(record_of(msg), err)
 
     def _error(self, err: KafkaError) -> None:
-        self.last_error = str(err)
+        self.state.last_error = str(err)
         if err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
-            self.broker_down = True
+            self.state.down = True
+
+    def check_progress(self) -> None:
+        """Mark the broker up again if lines were acknowledged since the last check."""
+        acked = self.delivered
+        if acked > self._last_acked:
+            self.state.down = False
+        self._last_acked = acked
 
     def produce(self, value: bytes, key: bytes, headers: Headers,
                 on_delivery: DeliveryCallback | None = None) -> bool:
@@ -127,6 +167,7 @@ class RawProducer:
                 self._produce(self.topic, value, key, headers=headers, on_delivery=on_delivery)
         except BufferError:
             return False
+        self.produced += 1
         return True
 
     def depth(self) -> int:

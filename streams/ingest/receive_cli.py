@@ -90,8 +90,8 @@ async def _serve(settings: Settings) -> int:
                           "with ESATRACK_RECEIVER_*_PORT or stop what holds them") from None
     registry = CollectorRegistry()
     registry.register(IngestCollector(
-        receiver.counters, delivered=lambda: receiver.producer.delivered,
-        failed=lambda: receiver.producer.failed, queue_depth=receiver.producer.depth,
+        receiver.counters, delivered=receiver.delivered, failed=receiver.failed,
+        queue_depth=receiver.depth,
         spool_bytes=lambda: receiver.spool.bytes_used))
     status = None
     if settings.metrics_port:

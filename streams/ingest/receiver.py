@@ -37,7 +37,7 @@ from confluent_kafka import KafkaError, Message
 from streams.ingest.framing import FrameDecoder, strip_trailer
 from streams.ingest.header import appliance
 from streams.ingest.metrics import IngestCounters
-from streams.ingest.producer import RawProducer, headers_for
+from streams.ingest.producer import BrokerState, RawProducer, headers_for
 from streams.ingest.spool import Segment, Spool, SpoolRecord
 from streams.settings import Settings
 
@@ -114,7 +114,13 @@ class Receiver:
         self.counters = IngestCounters()
         self.spool = Spool(spool_dir or settings.receiver_spool_dir,
                            settings.receiver_spool_max_bytes)
-        self.producer = RawProducer(settings, self.topic, self._on_failed, **producer_extra)
+        self.kafka = BrokerState()
+        # Live lines: failures reported only (fast). Spooled lines: every delivery reported, so a
+        # segment is deleted only once all its lines are acknowledged.
+        self.producer = RawProducer(settings, self.topic, self._on_failed, self.kafka,
+                                    report_success=False, **producer_extra)
+        self.drainer = RawProducer(settings, self.topic, self._on_failed, self.kafka,
+                                   report_success=True, **producer_extra)
         self._high = settings.receiver_max_queued // 2
         self._low = settings.receiver_max_queued // 4
         self._servers: list[asyncio.Server] = []
@@ -168,17 +174,21 @@ class Receiver:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
-        left = self.producer.flush(self.settings.receiver_shutdown_timeout)
+        deadline = time.monotonic() + self.settings.receiver_shutdown_timeout
+        left = 0
+        for producer in (self.producer, self.drainer):
+            left += producer.flush(max(0.0, deadline - time.monotonic()))
         if left:
             log.warning("Kafka did not take %d lines within %.0f s; spooling them", left,
                         self.settings.receiver_shutdown_timeout)
             self.producer.purge()
+            self.drainer.purge()
         self._finish_drain()
         self.spool.close()
         for server in self._servers:
             await server.wait_closed()
         return ShutdownReport(lines_in=self.counters.total_in(),
-                              delivered=self.producer.delivered,
+                              delivered=self.delivered(),
                               spooled_at_shutdown=self._spooled_at_shutdown,
                               spool_bytes=self.spool.bytes_used,
                               dropped=dict(self.counters.dropped))
@@ -225,12 +235,23 @@ class Receiver:
             self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
         self.counters.add_in(transport.decode(), per)
 
+    def depth(self) -> int:
+        """Lines held by the producers (queued or in flight)."""
+        return self.producer.depth() + self.drainer.depth()
+
+    def delivered(self) -> int:
+        """Lines Kafka acknowledged (live and from the spool)."""
+        return self.producer.delivered + self.drainer.delivered
+
+    def failed(self) -> int:
+        return self.producer.failed + self.drainer.failed
+
     def congested(self) -> bool:
-        """True while the producer holds more than it should (TCP pauses, UDP spools)."""
-        return self.producer.depth() >= self._high
+        """True while the producers hold more than they should (TCP pauses, UDP spools)."""
+        return self.depth() >= self._high
 
     def udp_to_spool(self) -> bool:
-        return bool(self.spool) or self.producer.broker_down or self.congested()
+        return bool(self.spool) or self.kafka.down or self.congested()
 
     def pause(self, conn: _StreamProtocol) -> None:
         if conn not in self._paused:
@@ -255,16 +276,16 @@ class Receiver:
             self.counters.add_dropped("spool_full")
 
     def _on_drained(self, drain: _Drain, err: KafkaError | None, msg: Message) -> None:
-        self.producer.report(err, msg)
+        self.drainer.report(err, msg)
         drain.resolved += 1
         if err is None:
             self.counters.unspooled += 1
 
     def _drain_some(self) -> None:
-        room = self._low - self.producer.depth()
-        if self.producer.broker_down:
+        room = self._low - self.depth()
+        if self.kafka.down:
             # Probe with a few lines at a time until a delivery succeeds again.
-            room = 100 if self.producer.depth() == 0 else 0
+            room = 100 if self.drainer.depth() == 0 else 0
         if room <= 0:
             return
         drain = self._drain
@@ -284,8 +305,8 @@ class Receiver:
         callback = functools.partial(self._on_drained, drain)
         for record in drain.segment.read(min(room, _DRAIN_BATCH)):
             value, key, received_ms, peer, transport = record
-            if not self.producer.produce(value, key, headers_for(received_ms, peer, transport),
-                                         on_delivery=callback):
+            if not self.drainer.produce(value, key, headers_for(received_ms, peer, transport),
+                                        on_delivery=callback):
                 self.spool.append(record, force=True)  # queue full after all: keep it
                 continue
             drain.produced += 1
@@ -295,7 +316,9 @@ class Receiver:
         while True:
             await asyncio.sleep(_TICK)
             self.producer.poll(0)
-            if self._paused and self.producer.depth() <= self._low:
+            self.drainer.poll(0)
+            self.producer.check_progress()
+            if self._paused and self.depth() <= self._low:
                 for conn in list(self._paused):
                     conn.transport.resume_reading()
                 self._paused.clear()
@@ -310,16 +333,16 @@ class Receiver:
     def health(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details): unhealthy while the broker is down or lines are being dropped."""
         details = {
-            "kafka": "down" if self.producer.broker_down else "up",
-            "producer_queue": self.producer.depth(),
+            "kafka": "down" if self.kafka.down else "up",
+            "producer_queue": self.depth(),
             "spool_bytes": self.spool.bytes_used,
             "lines_in": self.counters.total_in(),
-            "published": self.producer.delivered,
+            "published": self.delivered(),
             "dropped": self.counters.dropped,
-            "last_error": self.producer.last_error,
+            "last_error": self.kafka.last_error,
             "listening": {"udp": self.bound.udp, "tcp": self.bound.tcp, "tls": self.bound.tls},
         }
-        return not self.producer.broker_down, details
+        return not self.kafka.down, details
 
 
 class _StreamProtocol(asyncio.Protocol):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ingest.header import appliance
+from streams.ingest.header import appliance, appliance_slow
 
 CASES = [
     # RFC 3164 with host
@@ -74,3 +74,23 @@ def test_relay_prefix_never_crashes(tail: bytes) -> None:
     """Relay-looking prefixes followed by anything never make the reader raise."""
     result = appliance(b"<13>Nov 19 09:16:40 relay1 <22>" + tail)
     assert result is None or isinstance(result, bytes)
+
+
+_PRI = st.sampled_from([b"<22>", b"<1>", b"<191>", b"", b"<x>"])
+_MONTH = st.sampled_from([b"Nov", b"Jan", b"Foo", b"nov"])
+_DAY = st.sampled_from([b"19", b" 9", b"9", b"x9"])
+_TIME = st.sampled_from([b"09:16:38", b"09:16:38.123", b"9:16:38"])
+_YEAR = st.sampled_from([b"", b" 2014"])
+_HOST = st.sampled_from([b"esa1", b"esa1.example.com", b"192.0.2.7", b"fe80::1", b"mail_logs:",
+                         b"sshd[1]:", b"-", b"2014", b"h\xff", b"a" * 300, b"Nov", b"<13>Nov"])
+_TAG = st.sampled_from([b"mail_logs:", b"amp[123]:", b"2024-05-01T10:00:00Z", b"<22>Nov",
+                        b"Nov", b"9tag:", b"Info:", b"tag", b"_t:"])
+_REST = st.binary(max_size=40)
+
+
+@given(st.tuples(_PRI, _MONTH, _DAY, _TIME, _YEAR, _HOST, _TAG, _REST))
+def test_fast_path_agrees_with_general_reader(parts: tuple[bytes, ...]) -> None:
+    """The regex fast path and the general reader name the same appliance for any header."""
+    pri, month, day, clock, year, host, tag, rest = parts
+    line = pri + month + b" " + day + b" " + clock + year + b" " + host + b" " + tag + b" " + rest
+    assert appliance(line) == appliance_slow(line)
