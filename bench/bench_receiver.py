@@ -23,7 +23,8 @@ import time
 import urllib.request
 import uuid
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # the admin module re-exports it untyped
 
 LINE = ("<22>Nov 19 09:16:38 esa{host}.example.com mail_logs: Info: MID {mid} ICID 445566 RID 0 "
         "To: <recipient{mid}@example.org>")
