@@ -1,0 +1,791 @@
+"""The correlation engine: events in, message and connection records out.
+
+Pure and single-threaded: no I/O, no wall clock. Time is log time: each appliance has a
+watermark (the latest time seen in its lines) and everything that waits (the grace period
+before a record is emitted, the retention of finished state, the expiry horizons) waits for the
+watermark, so the same lines give the same records whether they are replayed from a file in a
+second or streamed over days.
+
+How it stays correct under the delivery it gets:
+
+- **Duplicates** (at-least-once delivery): a state is a set of facts; a line seen twice adds
+  nothing, so records and revisions are as if it came once.
+- **Reordering** within the grace period: records are folded from the facts sorted by
+  (time, rank, text); a record is emitted once the watermark has passed its latest line by
+  ``grace_seconds``, so the late lines of that window are in it.
+- **Late changes** (a delayed recipient delivered hours later, a release, a bounce line after
+  the finish): the state is kept (``retain_seconds`` after the finish, up to the horizon while
+  open) and the record is re-emitted with the same id and a higher revision.
+- **Bounded state**: an open message expires ``message_horizon`` after its latest line
+  (default 80 h, beyond the 72 h retry window) and a connection ``connection_horizon`` after
+  its latest line; expiry emits the record (``complete: false, expired: true``), never drops it
+  silently.
+- **Restarts**: every state exports to bytes under a string key
+  (``"esa1|m|12345"``, ``"esa1|c|5"``, ``"esa1|d|8"``, and ``"esa1|w|0"`` for the
+  watermark); a fresh engine restored from those entries continues exactly like one that never
+  stopped. :meth:`Correlator.dirty_keys` says which keys changed since it was last asked.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+import orjson
+
+from streams import events as ev
+from streams.correlate import facts as fc
+from streams.correlate.facts import FS, SEP, clean, flag, rid_text
+from streams.correlate.records import (
+    Record,
+    connection_record,
+    message_record,
+    record_id,
+    snapshot_client,
+)
+from streams.correlate.state import (
+    CHILD,
+    DONE,
+    EXPIRED,
+    PARENT,
+    PENDING,
+    ConnState,
+    DlvState,
+    Host,
+    MsgState,
+    State,
+)
+from streams.settings import Settings
+
+HOUR: Final = 3600.0
+
+_Handler = Callable[[Host, ev.Event], None]
+
+
+class Correlator:
+    """Joins the events of each appliance into message and connection records.
+
+    ``apply(event)`` returns the records emitted or re-emitted because of that event (usually
+    none: records wait for the grace period); ``advance`` moves an appliance's watermark without
+    a line (an idle appliance); ``flush`` emits all open state at the end of the input.
+    """
+
+    def __init__(
+        self,
+        *,
+        grace_seconds: float = 10.0,
+        message_horizon: float = 80 * HOUR,
+        connection_horizon: float = 2 * HOUR,
+        retain_seconds: float = HOUR,
+        default_host: str = "esa",
+        track_dirty: bool = False,
+        max_facts: int = 2000,
+    ) -> None:
+        if grace_seconds < 0 or message_horizon <= 0 or connection_horizon <= 0:
+            raise ValueError("grace must be >= 0 and horizons > 0")
+        self.grace = float(grace_seconds)
+        self.message_horizon = float(message_horizon)
+        self.connection_horizon = float(connection_horizon)
+        self.retain = max(float(retain_seconds), self.grace)
+        self.default_host = default_host
+        self.track_dirty = track_dirty
+        self.max_facts = max_facts
+        self.counts: Counter[str] = Counter()
+        """``lines``, ``unknown`` (unparsed lines), ``unrouted`` (no id to join on),
+        ``duplicates``, ``overflow`` (facts beyond ``max_facts``), ``messages``,
+        ``connections`` (records emitted), ``expired``."""
+        self._hosts: dict[str, Host] = {}
+        self._dirty: set[tuple[str, str, int]] = set()
+        self._out: list[Record] = []
+        self._retired: list[str] = []
+        self._horizon: dict[type, float] = {
+            MsgState: self.message_horizon, ConnState: self.connection_horizon,
+            DlvState: self.connection_horizon,
+        }
+        self._dispatch: dict[str, _Handler] = self._handlers()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Correlator:
+        """An engine configured from the ``ESATRACK_*`` settings."""
+        options: dict[str, Any] = {
+            "grace_seconds": settings.grace_seconds,
+            "message_horizon": settings.message_horizon_hours * HOUR,
+            "connection_horizon": settings.connection_horizon_hours * HOUR,
+            "default_host": settings.default_host,
+            "retain_seconds": settings.retain_finished_seconds,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    # --- Driving --------------------------------------------------------------------------
+
+    def apply(self, event: ev.Event) -> list[Record]:
+        """Apply one event; the records emitted because of it (in emission order)."""
+        out: list[Record] = []
+        self._out = out
+        self.counts["lines"] += 1
+        name = event.host or self.default_host
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = Host(name)
+        ts = event.ts
+        if ts is not None and ts > host.wm:
+            host.wm = ts
+            if self.track_dirty:
+                self._dirty.add((name, "w", 0))
+            if host.heap and host.heap[0] <= ts:
+                self._run_due(host)
+        handler = self._dispatch.get(event.kind)
+        if handler is None:
+            self.counts["unknown" if event.kind == ev.UNKNOWN else "other"] += 1
+        else:
+            handler(host, event)
+        return out
+
+    def apply_all(self, events: Iterable[ev.Event]) -> list[Record]:
+        """Apply many events; all records they emitted."""
+        out: list[Record] = []
+        for event in events:
+            out.extend(self.apply(event))
+        return out
+
+    def advance(self, watermark: float, host: str | None = None) -> list[Record]:
+        """Move the watermark of ``host`` (every appliance when ``None``) to ``watermark`` log
+        time, if that is later; the records that became due."""
+        out: list[Record] = []
+        self._out = out
+        targets = list(self._hosts.values()) if host is None else [
+            self._hosts.setdefault(host, Host(host))]
+        for h in targets:
+            if watermark > h.wm:
+                h.wm = watermark
+                if self.track_dirty:
+                    self._dirty.add((h.name, "w", 0))
+                self._run_due(h)
+        return out
+
+    def flush(self) -> list[Record]:
+        """End of input: emit every state with changes not yet emitted (open messages come out
+        with ``complete: false``). The state stays; applying more lines continues from it."""
+        out: list[Record] = []
+        self._out = out
+        for host in self._hosts.values():
+            for conn in list(host.conns.values()):
+                if conn.flags & PENDING:
+                    self._emit(host, conn)
+            for msg in sorted(host.msgs.values(), key=lambda m: m.ident):
+                if msg.flags & PENDING:
+                    self._emit(host, msg)
+        return out
+
+    def retired_ids(self) -> list[str]:
+        """Ids of records whose state was dropped since the last call: their last emitted
+        revision is final (the offline command writes them out then)."""
+        ids, self._retired = self._retired, []
+        return ids
+
+    # --- Introspection --------------------------------------------------------------------
+
+    def watermark(self, host: str) -> float | None:
+        """The watermark of ``host``, or ``None`` before its first timed line."""
+        h = self._hosts.get(host)
+        return None if h is None or h.wm == float("-inf") else h.wm
+
+    def open_counts(self) -> dict[str, int]:
+        """How many messages, connections and delivery connections are held."""
+        return {
+            "messages": sum(len(h.msgs) for h in self._hosts.values()),
+            "connections": sum(len(h.conns) for h in self._hosts.values()),
+            "deliveries": sum(len(h.dlvs) for h in self._hosts.values()),
+        }
+
+    # --- Persistence ----------------------------------------------------------------------
+
+    def dirty_keys(self) -> list[str]:
+        """Keys whose state changed (or went) since the last call, sorted; with
+        ``track_dirty=True`` only. Write ``export(key)`` for each (``None``: delete it)."""
+        keys = sorted(f"{host}|{kind}|{ident}" for host, kind, ident in self._dirty)
+        self._dirty.clear()
+        return keys
+
+    def keys(self) -> list[str]:
+        """Every key that has state now, sorted."""
+        out: list[str] = []
+        for host in self._hosts.values():
+            if host.wm != float("-inf"):
+                out.append(f"{host.name}|w|0")
+            out.extend(f"{host.name}|m|{mid}" for mid in host.msgs)
+            out.extend(f"{host.name}|c|{icid}" for icid in host.conns)
+            out.extend(f"{host.name}|d|{dcid}" for dcid in host.dlvs)
+        return sorted(out)
+
+    def export(self, key: str) -> bytes | None:
+        """The state under ``key`` as bytes, or ``None`` when there is none (delete it)."""
+        name, kind, ident = _split_key(key)
+        host = self._hosts.get(name)
+        if host is None:
+            return None
+        if kind == "w":
+            return None if host.wm == float("-inf") else orjson.dumps(host.wm)
+        table = _table(host, kind)
+        s = table.get(ident)
+        if s is None:
+            return None
+        return orjson.dumps([s.blob, s.base, s.maxts, s.n, s.emitted, s.flags, s.client, s.ext])
+
+    def restore(self, key: str, data: bytes) -> None:
+        """Put back the state ``export(key)`` gave (into a fresh engine, before applying)."""
+        name, kind, ident = _split_key(key)
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = Host(name)
+        value = orjson.loads(data)
+        if kind == "w":
+            host.wm = max(host.wm, float(value))
+            return
+        cls: type[State] = {"m": MsgState, "c": ConnState, "d": DlvState}[kind]
+        s = cls(ident)
+        (s.blob, s.base, s.maxts, s.n, s.emitted, s.flags, s.client, s.ext) = value
+        _table(host, kind)[ident] = s
+        self._schedule(host, s, None)
+
+    # --- Internals: scheduling ------------------------------------------------------------
+
+    def _bucket(self, s: State) -> int | None:
+        """The watermark second at which ``s`` needs looking at (emit, retire or expire)."""
+        if s.maxts is None:
+            return None
+        if s.flags & PENDING:
+            deadline = s.maxts + self.grace
+        elif s.flags & DONE:
+            deadline = s.maxts + self.retain
+        else:
+            deadline = s.maxts + self._horizon[type(s)]
+        return int(deadline) + 1
+
+    def _schedule(self, host: Host, s: State, old: int | None) -> None:
+        new = self._bucket(s)
+        if new is None or new == old:
+            return
+        bucket = host.buckets.get(new)
+        if bucket is None:
+            host.buckets[new] = [s]
+            heapq.heappush(host.heap, new)
+        else:
+            bucket.append(s)
+
+    def _run_due(self, host: Host) -> None:
+        heap, buckets = host.heap, host.buckets
+        while heap and heap[0] <= host.wm:
+            second = heapq.heappop(heap)
+            for s in buckets.pop(second, ()):
+                if self._bucket(s) != second or _table(host, _kind(s)).get(s.ident) is not s:
+                    continue  # rescheduled since, or gone
+                if s.flags & PENDING:
+                    self._emit(host, s)
+                elif s.flags & DONE or isinstance(s, DlvState):
+                    self._drop(host, s)
+                else:
+                    self._expire(host, s)
+
+    def _emit(self, host: Host, s: State) -> None:
+        """Emit the record of ``s`` if it changed since the last emission; reschedule."""
+        old = self._bucket(s)
+        s.flags &= ~PENDING
+        record: Record | None = None
+        revision = 0
+        if isinstance(s, MsgState):
+            record, revision = message_record(host, s)
+        elif isinstance(s, ConnState):
+            record, revision = connection_record(host, s)
+        if record is not None and revision > s.emitted:
+            s.emitted = revision
+            self._out.append(record)
+            self.counts["messages" if isinstance(s, MsgState) else "connections"] += 1
+        self._touched(host, s)
+        self._schedule(host, s, old)
+
+    def _drop(self, host: Host, s: State) -> None:
+        if isinstance(s, ConnState):
+            self._hand_client_over(host, s)
+            if s.emitted:
+                self._retired.append(_record_id(host, s, "c"))
+        elif isinstance(s, MsgState) and s.emitted:
+            self._retired.append(_record_id(host, s, "m"))
+        del _table(host, _kind(s))[s.ident]
+        self._touched(host, s)
+
+    def _expire(self, host: Host, s: State) -> None:
+        """Horizon reached without a finish: emit what is known, marked expired, and drop."""
+        s.flags |= EXPIRED | PENDING
+        self.counts["expired"] += 1
+        self._emit(host, s)
+        self._drop(host, s)
+
+    def _hand_client_over(self, host: Host, conn: ConnState) -> None:
+        """A connection is going: its messages keep a snapshot of its client."""
+        mids = [int(f[0]) for f in fc.codes_in(conn.blob, fc.C_MID) if f and f[0].isdigit()]
+        if not mids:
+            return
+        snapshot = snapshot_client(conn)
+        if snapshot is None:
+            return
+        for mid in mids:
+            msg = host.msgs.get(mid)
+            if msg is not None and msg.client is None:
+                msg.client = snapshot
+                self._touched(host, msg)
+
+    def _touched(self, host: Host, s: State) -> None:
+        if self.track_dirty:
+            self._dirty.add((host.name, _kind(s), s.ident))
+
+    def _wake(self, host: Host, s: State) -> None:
+        """Something ``s`` joins changed: look at its record again after the grace period."""
+        if s.flags & PENDING:
+            return
+        old = self._bucket(s)
+        s.flags |= PENDING
+        self._touched(host, s)
+        self._schedule(host, s, old)
+
+    # --- Internals: adding facts ----------------------------------------------------------
+
+    def _add(self, host: Host, s: State, code: str, ts: float | None, rest: str) -> bool:
+        """Add one fact to ``s``; False if it was already there (a duplicate line)."""
+        if ts is None:
+            fact = f"{code}{FS}{rest}"
+        else:
+            ms = int(ts * 1000.0 + 0.5)
+            base = s.base
+            if base is None:
+                s.base = base = ms
+            fact = f"{code}{ms - base}{FS}{rest}"
+        blob = s.blob
+        if f"{SEP}{fact}{SEP}" in blob:
+            self.counts["duplicates"] += 1
+            return False
+        if s.n >= self.max_facts:
+            self.counts["overflow"] += 1
+            return False
+        old = self._bucket(s)
+        s.blob = f"{blob}{fact}{SEP}"
+        s.n += 1
+        s.flags |= PENDING
+        if ts is not None and (s.maxts is None or ts > s.maxts):
+            s.maxts = ts
+        new = self._bucket(s)
+        if new != old and new is not None:
+            bucket = host.buckets.get(new)
+            if bucket is None:
+                host.buckets[new] = [s]
+                heapq.heappush(host.heap, new)
+            else:
+                bucket.append(s)
+        if self.track_dirty:
+            self._dirty.add((host.name, _kind(s), s.ident))
+        return True
+
+    def _msg(self, host: Host, mid: int) -> MsgState:
+        s = host.msgs.get(mid)
+        if s is None:
+            s = host.msgs[mid] = MsgState(mid)
+        return s
+
+    def _conn(self, host: Host, icid: int) -> ConnState:
+        s = host.conns.get(icid)
+        if s is None:
+            s = host.conns[icid] = ConnState(icid)
+        return s
+
+    def _dlv(self, host: Host, dcid: int) -> DlvState:
+        s = host.dlvs.get(dcid)
+        if s is None:
+            s = host.dlvs[dcid] = DlvState(dcid)
+        return s
+
+    def _msg_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+        mid = e.mid
+        if mid is None:
+            self.counts["unrouted"] += 1
+            return
+        s = host.msgs.get(mid)
+        if s is None:
+            s = host.msgs[mid] = MsgState(mid)
+        if self._add(host, s, code, e.ts, rest) and s.flags & CHILD and \
+                code in fc.INHERITED_CODES:
+            self._wake_children(host, s)
+
+    def _wake_children(self, host: Host, s: MsgState) -> None:
+        for fields in fc.codes_in(s.blob, fc.CHILD_CODES):
+            child = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
+            if child is not None and child.emitted:
+                self._wake(host, child)
+
+    def _replace_if_new(self, host: Host, s: State, code: str, ts: float | None,
+                        rest: str) -> bool:
+        """``s`` already has a start fact (``code``) and this one differs: the id was reused
+        (counter wrap, appliance reinstall). Emit and drop the old state; True if dropped."""
+        if f"{SEP}{code}" not in s.blob:
+            return False
+        probe = f"{code}{FS}{rest}" if ts is None or s.base is None else \
+            f"{code}{int(ts * 1000.0 + 0.5) - s.base}{FS}{rest}"
+        if f"{SEP}{probe}{SEP}" in s.blob:
+            return False  # the same line again
+        self.counts["reused_ids"] += 1
+        if s.flags & PENDING or not s.emitted:
+            if not s.flags & DONE:
+                s.flags |= EXPIRED
+            s.flags |= PENDING
+            self._emit(host, s)
+        self._drop(host, s)
+        return True
+
+    # --- Handlers, one per kind -----------------------------------------------------------
+
+    def _handlers(self) -> dict[str, _Handler]:
+        return {
+            ev.CONN_NEW: self._on_conn_new,
+            ev.CONN_POLICY: self._on_conn_policy,
+            ev.CONN_TLS: self._on_conn_tls,
+            ev.CONN_AUTH: self._on_conn_auth,
+            ev.CONN_CLOSE: self._on_conn_close,
+            ev.MSG_START: self._on_msg_start,
+            ev.MSG_FROM: self._on_msg_from,
+            ev.MSG_RCPT: self._on_msg_rcpt,
+            ev.MSG_MESSAGE_ID: self._on_msg_message_id,
+            ev.MSG_SUBJECT: self._on_msg_subject,
+            ev.MSG_READY: self._on_msg_ready,
+            ev.MSG_POLICY: self._on_msg_policy,
+            ev.MSG_VERDICT: self._on_msg_verdict,
+            ev.MSG_ATTACHMENT: self._on_msg_attachment,
+            ev.MSG_URL: self._on_msg_url,
+            ev.MSG_CUSTOM: self._on_msg_custom,
+            ev.MSG_INFO: self._on_msg_info,
+            ev.MSG_QUARANTINE: self._on_msg_quarantine,
+            ev.MSG_RELEASE: self._on_msg_release,
+            ev.MSG_REWRITE: self._on_msg_rewrite,
+            ev.MSG_SPLIT: self._on_msg_split,
+            ev.MSG_GENERATED: self._on_msg_generated,
+            ev.MSG_QUEUED: self._on_msg_queued,
+            ev.MSG_ABORTED: self._on_msg_aborted,
+            ev.MSG_FINISHED: self._on_msg_finished,
+            ev.DLV_NEW: self._on_dlv_new,
+            ev.DLV_TLS: self._on_dlv_tls,
+            ev.DLV_CLOSE: self._on_dlv_close,
+            ev.DLV_START: self._on_dlv_start,
+            ev.DLV_DONE: self._on_dlv_done,
+            ev.DLV_RESPONSE: self._on_dlv_response,
+            ev.DLV_BOUNCED: self._on_dlv_bounced,
+            ev.DLV_DELAYED: self._on_dlv_delayed,
+            ev.DLV_PENDING: self._on_dlv_pending,
+            ev.BOUNCE_LOG: self._on_bounce_log,
+        }
+
+    # Connections
+
+    def _conn_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+        icid = e.icid
+        if icid is None:
+            self.counts["unrouted"] += 1
+            return
+        s = self._conn(host, icid)
+        if self._add(host, s, code, e.ts, rest) and f"{SEP}{fc.C_MID}" in s.blob:
+            for fields in fc.codes_in(s.blob, fc.C_MID):
+                msg = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
+                if msg is not None and msg.emitted:
+                    self._wake(host, msg)
+
+    def _on_conn_new(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        verified = d.get("rdns_verified")
+        rest = (f"{clean(d.get('interface'))}{FS}{clean(d.get('interface_ip'))}{FS}"
+                f"{clean(d.get('ip'))}{FS}{clean(d.get('rdns'))}{FS}"
+                f"{'' if verified is None else ('1' if verified else '0')}")
+        if e.icid is not None:
+            old = host.conns.get(e.icid)
+            if old is not None:
+                self._replace_if_new(host, old, fc.C_NEW, e.ts, rest)
+        self._conn_fact(host, e, fc.C_NEW, rest)
+
+    def _on_conn_policy(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        sbrs = d.get("sbrs")
+        self._conn_fact(host, e, fc.C_POLICY, (
+            f"{clean(d.get('action'))}{FS}{clean(d.get('sender_group'))}{FS}"
+            f"{clean(d.get('match'))}{FS}{'' if sbrs is None else sbrs}{FS}"
+            f"{clean(d.get('country'))}{FS}{flag(d.get('delayed'))}"))
+
+    def _on_conn_tls(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._conn_fact(host, e, fc.C_TLS, (
+            f"{flag(d.get('success'))}{FS}{clean(d.get('protocol'))}{FS}"
+            f"{clean(d.get('cipher'))}{FS}{clean(d.get('error'))}"))
+
+    def _on_conn_auth(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._conn_fact(host, e, fc.C_AUTH, (
+            f"{flag(d.get('success'))}{FS}{clean(d.get('user'))}{FS}"
+            f"{clean(d.get('mechanism'))}{FS}{clean(d.get('profile'))}"))
+
+    def _on_conn_close(self, host: Host, e: ev.Event) -> None:
+        icid = e.icid
+        if icid is None:
+            self.counts["unrouted"] += 1
+            return
+        s = self._conn(host, icid)
+        old = self._bucket(s)
+        if self._add(host, s, fc.C_CLOSE, e.ts, flag(e.data.get("lost"))):
+            s.flags |= DONE
+            self._schedule(host, s, old)
+
+    def _link_conn(self, host: Host, e: ev.Event) -> None:
+        """The connection learns it carried this MID (one fact per MID, no time)."""
+        if e.icid is None or e.mid is None or e.icid == 0:
+            return  # ICID 0: messages the appliance generated itself
+        s = self._conn(host, e.icid)
+        if f"{SEP}{fc.C_MID}{FS}{e.mid}{SEP}" not in s.blob:
+            self._add(host, s, fc.C_MID, None, str(e.mid))
+
+    # Messages
+
+    def _on_msg_start(self, host: Host, e: ev.Event) -> None:
+        mid = e.mid
+        rest = "" if e.icid is None else str(e.icid)
+        if mid is not None:
+            old = host.msgs.get(mid)
+            if old is not None:
+                self._replace_if_new(host, old, fc.M_START, e.ts, rest)
+        self._msg_fact(host, e, fc.M_START, rest)
+        self._link_conn(host, e)
+
+    def _on_msg_from(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_FROM, (
+            f"{clean(e.data.get('sender'))}{FS}{'' if e.icid is None else e.icid}"))
+        self._link_conn(host, e)
+
+    def _on_msg_rcpt(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        rid = d.get("rid")
+        self._msg_fact(host, e, fc.M_RCPT, (
+            f"{'' if rid is None else rid}{FS}{clean(d.get('address'))}{FS}"
+            f"{flag(d.get('rejected'))}{FS}{clean(d.get('reason'))}{FS}"
+            f"{'' if e.icid is None else e.icid}"))
+
+    def _on_msg_message_id(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_MSGID, clean(e.data.get("message_id")))
+
+    def _on_msg_subject(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_SUBJECT, clean(e.data.get("subject")))
+
+    def _on_msg_ready(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        size = d.get("size")
+        self._msg_fact(host, e, fc.M_READY,
+                       f"{'' if size is None else size}{FS}{clean(d.get('sender'))}")
+
+    def _on_msg_policy(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_POLICY, (
+            f"{clean(d.get('policy'))}{FS}{clean(d.get('direction'))}{FS}"
+            f"{rid_text(d.get('rids'))}"))
+
+    def _on_msg_verdict(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_INTERIM if d.get("interim") else fc.M_VERDICT, (
+            f"{clean(d.get('engine'))}{FS}{clean(d.get('verdict'))}{FS}"
+            f"{clean(d.get('detail'))}{FS}{clean(d.get('virus_name'))}"))
+
+    def _on_msg_attachment(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_ATTACH, clean(e.data.get("name")))
+
+    def _on_msg_url(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_URL, f"{clean(d.get('url'))}{FS}{clean(d.get('detail'))}")
+
+    def _on_msg_custom(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_CUSTOM, clean(e.data.get("text")))
+
+    def _on_msg_info(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_INFO, clean(e.data.get("text", e.body)))
+
+    def _on_msg_quarantine(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_QUAR, (
+            f"{clean(d.get('name'))}{FS}{clean(d.get('via'))}{FS}{flag(d.get('central'))}"))
+
+    def _on_msg_release(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_RELEASE, f"{clean(d.get('name'))}{FS}{clean(d.get('reason'))}")
+
+    def _lineage(self, host: Host, e: ev.Event, parent: int, child: int, *, codes: str,
+                 rest: str, create_parent: bool) -> None:
+        """One lineage line is a fact of both MIDs: ``X -> child`` on the parent and
+        ``X <- parent`` on the child."""
+        if parent == child:
+            self.counts["unrouted"] += 1
+            return
+        p = host.msgs.get(parent)
+        if p is None and create_parent:
+            p = self._msg(host, parent)
+        c = self._msg(host, child)
+        to_code, from_code = codes[0], codes[1]
+        if p is not None:
+            p.flags |= CHILD
+            self._add(host, p, to_code, e.ts, f"{child}{FS}{rest}")
+        c.flags |= PARENT
+        self._add(host, c, from_code, e.ts, f"{parent}{FS}{rest}")
+
+    def _on_msg_rewrite(self, host: Host, e: ev.Event) -> None:
+        new = e.data.get("new_mid")
+        if e.mid is None or not isinstance(new, int):
+            self.counts["unrouted"] += 1
+            return
+        self._lineage(host, e, e.mid, new, codes=fc.M_REWRITE_TO + fc.M_REWRITE_FROM,
+                      rest=clean(e.data.get("reason")), create_parent=True)
+
+    def _on_msg_split(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        new = d.get("new_mid")
+        if e.mid is None or not isinstance(new, int):
+            self.counts["unrouted"] += 1
+            return
+        self._lineage(host, e, e.mid, new, codes=fc.M_SPLIT_TO + fc.M_SPLIT_FROM,
+                      rest=f"{clean(d.get('policy'))}{FS}{clean(d.get('direction'))}",
+                      create_parent=True)
+
+    def _on_msg_generated(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        parent = d.get("parent_mid")
+        if e.mid is None or not isinstance(parent, int):
+            self.counts["unrouted"] += 1
+            return
+        self._lineage(host, e, parent, e.mid, codes=fc.M_GEN_TO + fc.M_GEN_FROM,
+                      rest=f"{clean(d.get('reason'))}{FS}{flag(d.get('bounce'))}",
+                      create_parent=False)
+
+    def _on_msg_queued(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_QUEUED, "")
+
+    def _on_msg_aborted(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_ABORTED, clean(e.data.get("reason")))
+
+    def _on_msg_finished(self, host: Host, e: ev.Event) -> None:
+        mid = e.mid
+        if mid is None:
+            self.counts["unrouted"] += 1
+            return
+        s = self._msg(host, mid)
+        old = self._bucket(s)
+        if self._add(host, s, fc.M_FINISHED, e.ts, clean(e.data.get("outcome"))):
+            s.flags |= DONE
+            self._schedule(host, s, old)
+
+    # Deliveries
+
+    def _dlv_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+        dcid = e.dcid
+        if dcid is None:
+            self.counts["unrouted"] += 1
+            return
+        s = self._dlv(host, dcid)
+        old = self._bucket(s)
+        if self._add(host, s, code, e.ts, rest) and code == fc.D_CLOSE:
+            s.flags |= DONE
+            self._schedule(host, s, old)
+
+    def _on_dlv_new(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        port = d.get("port")
+        rest = f"{clean(d.get('interface'))}{FS}{clean(d.get('ip'))}{FS}" \
+               f"{'' if port is None else port}"
+        if e.dcid is not None:
+            old = host.dlvs.get(e.dcid)
+            if old is not None:
+                self._replace_if_new(host, old, fc.D_NEW, e.ts, rest)
+        self._dlv_fact(host, e, fc.D_NEW, rest)
+
+    def _on_dlv_tls(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._dlv_fact(host, e, fc.D_TLS, (
+            f"{flag(d.get('success'))}{FS}{clean(d.get('protocol'))}{FS}"
+            f"{clean(d.get('cipher'))}{FS}{clean(d.get('error'))}"))
+
+    def _on_dlv_close(self, host: Host, e: ev.Event) -> None:
+        self._dlv_fact(host, e, fc.D_CLOSE, "")
+
+    def _on_dlv_start(self, host: Host, e: ev.Event) -> None:
+        self._msg_fact(host, e, fc.M_DLV_START,
+                       f"{_opt(e.dcid)}{FS}{rid_text(e.data.get('rids'))}")
+
+    def _on_dlv_done(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_DONE, (
+            f"{_opt(e.dcid)}{FS}{rid_text(d.get('rids'))}{FS}"
+            f"{flag(d.get('external_quarantine'))}"))
+
+    def _on_dlv_response(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_RESPONSE,
+                       f"{rid_text(d.get('rids'))}{FS}{clean(d.get('response'))}")
+
+    def _outcome(self, code: str, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, code, (
+            f"{_opt(e.dcid)}{FS}{rid_text(d.get('rids'))}{FS}{clean(d.get('code'))}{FS}"
+            f"{clean(d.get('reason'))}{FS}{clean(d.get('response'))}"))
+
+    def _on_dlv_bounced(self, host: Host, e: ev.Event) -> None:
+        self._outcome(fc.M_BOUNCED, host, e)
+
+    def _on_dlv_delayed(self, host: Host, e: ev.Event) -> None:
+        self._outcome(fc.M_DELAYED, host, e)
+
+    def _on_dlv_pending(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        self._msg_fact(host, e, fc.M_PENDING,
+                       f"{rid_text(d.get('rids'))}{FS}{clean(d.get('until'))}")
+
+    def _on_bounce_log(self, host: Host, e: ev.Event) -> None:
+        d = e.data
+        rid = d.get("rid")
+        delayed = d.get("delayed")
+        if delayed is None:  # older parsers: the bounce log's own word says it
+            delayed = e.body.lstrip().startswith("Delayed")
+        self._msg_fact(host, e, fc.M_BOUNCE_LOG, (
+            f"{'' if rid is None else rid}{FS}{clean(d.get('recipient'))}{FS}"
+            f"{clean(d.get('reason'))}{FS}{clean(d.get('response'))}{FS}"
+            f"{clean(d.get('sender'))}{FS}{flag(delayed)}"))
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _kind(s: State) -> str:
+    if isinstance(s, MsgState):
+        return "m"
+    return "c" if isinstance(s, ConnState) else "d"
+
+
+def _table(host: Host, kind: str) -> dict[int, Any]:
+    if kind == "m":
+        return host.msgs
+    if kind == "c":
+        return host.conns
+    if kind == "d":
+        return host.dlvs
+    raise ValueError(f"unknown state kind {kind!r} (expected m, c, d or w)")
+
+
+def _split_key(key: str) -> tuple[str, str, int]:
+    parts = key.split("|")
+    if len(parts) < 3 or not parts[-1].lstrip("-").isdigit():
+        raise ValueError(f"bad state key {key!r} (expected 'host|m|123')")
+    return "|".join(parts[:-2]), parts[-2], int(parts[-1])
+
+
+def _record_id(host: Host, s: State, kind: str) -> str:
+    return record_id(kind, host.name, s.ident, s.header() or "-")
