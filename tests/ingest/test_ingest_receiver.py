@@ -12,7 +12,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from ingest_helpers import ReceiverProcess, free_port, make_cert, read_topic
+
+from tests.ingest.ingest_helpers import ReceiverProcess, free_port, make_cert, read_topic
 
 pytestmark = pytest.mark.integration
 
