@@ -856,7 +856,7 @@ def _version(body: str) -> Result:
     return (ev.SYSTEM, None, None, None, data)
 
 
-_FIRST_WORD: Final[dict[str, Handler]] = {
+FIRST_WORD: Final[dict[str, Handler]] = {
     "Time": _time_offset,
     "Version:": _version,
     "MID": _mid,
@@ -888,7 +888,7 @@ _WSA_ACCESS = re.compile(
 def parse_body(body: str) -> Result:
     """Classify one body; never raises on ordinary input."""
     space = body.find(" ")
-    handler = _FIRST_WORD.get(body[:space] if space > 0 else body)
+    handler = FIRST_WORD.get(body[:space] if space > 0 else body)
     if handler is not None:
         return handler(body)
     if body.startswith("CEF:"):

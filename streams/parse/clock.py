@@ -54,10 +54,14 @@ def local_epoch(tz: tzinfo, fields: tuple[int, int, int, int, int, int]) -> floa
     """Epoch seconds of a local wall-clock time (year, month, day, hour, minute, second) in
     ``tz``; ``None`` if it is no valid date."""
     try:
-        if tz is UTC:
-            return float(calendar.timegm((*fields, 0, 0, 0)))
         year, month, day, hour, minute, second = fields
-        return datetime(year, month, day, hour, minute, second, tzinfo=tz).timestamp()
+        if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]
+                and hour < 24 and minute < 60 and second < 61):
+            return None
+        if tz is UTC:
+            return float(calendar.timegm((year, month, day, hour, minute, min(second, 59),
+                                          0, 0, 0)))
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=tz).timestamp()
     except (ValueError, OverflowError):
         return None
 

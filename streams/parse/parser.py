@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from streams import events as ev
 from streams.events import Event
-from streams.parse.body import parse_body, unknown_reason
+from streams.parse.body import FIRST_WORD, parse_body, unknown_reason
 from streams.parse.clock import MONTHS, Clock, local_epoch, offset_zone, zone
 
 if TYPE_CHECKING:
@@ -27,14 +27,23 @@ if TYPE_CHECKING:
 LEVELS = frozenset({"Info", "Warning", "Debug", "Trace", "Critical", "Error", "Notice",
                     "Alert", "Emergency"})
 
-# Hot paths. ``<PRI>Mon DD HH:MM:SS [host ]tag: Level: body`` and
-# ``Dow Mon D HH:MM:SS YYYY Level: body``.
-_FAST_SYSLOG = re.compile(
+# Hot path. Nearly every line is ``<PRI>Mon DD HH:MM:SS [host ]tag: Info: body`` or the file
+# format ``Dow Mon D HH:MM:SS YYYY Info: body``. The header (everything up to the level) repeats
+# for every line of the same second, appliance and level, so the parser finds its end with one
+# ``str.find`` and looks its meaning (time, host, tag, level) up by its text; only a header not
+# seen before is matched against these patterns (and cached only if it matched), so a body
+# that happens to contain " Info: " can never make a wrong header valid.
+_SYSLOG_HEADER = re.compile(
     r"<\d{1,3}>([A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?:([^\s:<\[]+) )?([^\s:<\[]+): "
-    r"(Info|Warning|Debug|Trace|Critical): ?(.*)", re.S)
-_FAST_FILE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2} [ \d]?\d \d\d:\d\d:\d\d \d{4}) "
-    r"(Info|Warning|Debug|Trace|Critical): ?(.*)", re.S)
+    r"(Info|Warning|Debug|Trace|Critical): ")
+_FILE_HEADER = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d \d{4}) "
+    r"(Info|Warning|Debug|Trace|Critical): ")
+_LEVEL_MARK = re.compile(r" (?:Warning|Debug|Trace|Critical): ")
+_HEADER_CACHE_LIMIT = 50_000
+
+Framing = tuple[float | None, str, str | None, str]
+"""(ts, host, tag, level) of a cached header."""
 
 # General path.
 _OCTET_COUNT = re.compile(r"\d{1,6} (?=<\d{1,3}>)")
@@ -115,6 +124,9 @@ class Parser:
         self._clocks: dict[object, Clock] = {}
         self._hosts: dict[str, tuple[str, Clock]] = {}
         self._tags: dict[str, str] = {}
+        # header text -> (ts, host, tag, level), one cache per file clock (None: no file
+        # context); syslog headers depend on the year context, so they go when it changes
+        self._headers: dict[Clock | None, dict[str, Framing]] = {None: {}}
         self._ctx_day = -1.0
         # (receipt year, receipt month); month 0 pins the year (no inference).
         self._ctx: tuple[int, int] = (year, 0) if year is not None else (1970, 1)
@@ -184,7 +196,35 @@ class Parser:
         self._ctx_day = received_at // 86400.0
         if self.year is None:
             moment = time.gmtime(received_at)
-            self._ctx = (moment.tm_year, moment.tm_mon)
+            ctx = (moment.tm_year, moment.tm_mon)
+            if ctx != self._ctx:
+                self._ctx = ctx
+                for cache in self._headers.values():
+                    cache.clear()
+
+    def _header(self, header: str, file_clock: Clock | None) -> Framing | None:
+        """Time, host, tag and level of a hot-path header, cached; None if it is not one."""
+        match = _SYSLOG_HEADER.fullmatch(header)
+        if match is not None:
+            stamp, host_text, tag, level = match.groups()
+            host, clock = self._default_entry if host_text is None else \
+                self._host_entry(host_text)
+            if clock.ctx is not self._ctx:
+                clock.set_context(self._ctx)
+            value: Framing = (clock.syslog(stamp), host, self._tags.get(tag) or
+                              self._tags.setdefault(tag, sys.intern(tag)), sys.intern(level))
+        else:
+            match = _FILE_HEADER.fullmatch(header)
+            if match is None:
+                return None
+            stamp, level = match.groups()
+            clock = self._default_entry[1] if file_clock is None else file_clock
+            value = (clock.file(stamp), self.default_host, None, sys.intern(level))
+        cache = self._headers.get(file_clock)
+        if cache is None or len(cache) >= _HEADER_CACHE_LIMIT:
+            cache = self._headers[file_clock] = {}
+        cache[header] = value
+        return value
 
     def _decode(self, raw: bytes | str) -> tuple[str, bytes | None, bool]:
         truncated = False
@@ -223,37 +263,31 @@ class Parser:
         else:
             text, keep, truncated = self._decode(raw)
 
-        match = _FAST_SYSLOG.match(text)
-        if match is not None:
-            stamp, host_text, tag, level, body = match.groups()
-            host, clock = self._default_entry if host_text is None else \
-                self._hosts.get(host_text) or self._host_entry(host_text)
-            if clock.ctx is not self._ctx:
-                clock.set_context(self._ctx)
-            ts = clock.syslog_cache.get(stamp)
-            if ts is None:
-                ts = clock.syslog(stamp)
-            tag = self._tags.get(tag) or self._tags.setdefault(tag, sys.intern(tag))
-            framed = True
-        else:
-            match = _FAST_FILE.match(text)
-            if match is not None:
-                stamp, level, body = match.groups()
-                host, clock = self._default_entry
-                if file_clock is not None:
-                    clock = file_clock
-                ts = clock.file_cache.get(stamp)
-                if ts is None:
-                    ts = clock.file(stamp)
-                tag = None
-                framed = True
-            else:
-                return self._parse_general(text, keep, truncated, file_clock)
-        if body[:1] == " ":
+        end = text.find(" Info: ") + 7
+        if end == 6:  # not an Info line: find the level the slower way
+            mark = _LEVEL_MARK.search(text)
+            end = -1 if mark is None else mark.end()
+        framing = None
+        if end > 0:
+            header = text[:end]
+            cache = self._headers.get(file_clock)
+            if cache is not None:
+                framing = cache.get(header)
+            if framing is None:
+                framing = self._header(header, file_clock)
+        if framing is None:
+            return self._parse_general(text, keep, truncated, file_clock)
+        ts, host, tag, level = framing
+        body = text[end:]
+        space = body.find(" ")
+        if space == 0:
             body = body.lstrip(" ")
-        kind, icid, mid, dcid, data = parse_body(body)
+            space = body.find(" ")
+        word = body[:space] if space > 0 else body
+        handler = FIRST_WORD.get(word)
+        kind, icid, mid, dcid, data = parse_body(body) if handler is None else handler(body)
         if kind == ev.UNKNOWN and data.get("reason") == "unrecognised body":
-            data["reason"] = unknown_reason(body, framed)
+            data["reason"] = unknown_reason(body, True)
         return Event(kind, ts, host, body, tag, level, icid, mid, dcid, data, keep, truncated)
 
     def _parse_general(self, text: str, keep: bytes | None, truncated: bool,
