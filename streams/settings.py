@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     """Producer batching delay (librdkafka ``linger.ms``)."""
     producer_compression: str = "lz4"
     """Producer compression (``none``, ``gzip``, ``snappy``, ``lz4``, ``zstd``)."""
+    producer_delivery_timeout: float = Field(default=300.0, gt=0)
+    """Seconds a line may wait for Kafka before its delivery counts as failed (then the receiver
+    spools it and replay reports it; librdkafka ``message.timeout.ms``)."""
 
     # --- Processes ----------------------------------------------------------------------
     state_dir: Path = Path("./state")

@@ -58,6 +58,7 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "queue.buffering.max.messages": settings.receiver_max_queued,
         "queue.buffering.max.kbytes": 1_048_576,
         "partitioner": "murmur2_random",
+        "message.timeout.ms": int(settings.producer_delivery_timeout * 1000),
         "message.max.bytes": max(1_000_000, settings.max_line_bytes + 4096),
     })
     config.update(extra)
