@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("streams.archive.cli", "check one appliance's raw-archive hash chain for a day"),
     "receive": ("streams.ingest.receive_cli", "receive syslog (UDP, TCP, TLS) into Kafka"),
     "replay": ("streams.ingest.replay_cli", "publish appliance log files to Kafka (backfill)"),
+    "worker": ("streams.worker.cli", "run a stream worker: raw lines on Kafka -> records"),
 }
 
 

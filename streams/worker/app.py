@@ -1,0 +1,425 @@
+"""The faust edge: the only module that imports faust.
+
+:func:`create_app` builds a faust app from the settings (nothing happens at import time):
+
+- the topics (raw bytes in and out: we encode ourselves, see :mod:`streams.worker.codec`),
+- the ``correlation`` table (RocksDB via rocksdict, changelog ``<group>-correlation-changelog``)
+  holding the correlation engine's exported per-key state,
+- one agent that takes raw lines in batches and hands them to one
+  :class:`~streams.worker.processor.PartitionProcessor` per ``esa.raw`` partition,
+- a timer that lets the engines emit what waited for its grace period or expired,
+- the health/metrics endpoint.
+
+How at-least-once holds (verified against faust 0.15.3's source and by the crash tests):
+
+1. For each batch the agent sends every record, dead letter and changelog entry with the
+   producer's ``send`` (handed to aiokafka's accumulator in order) and then **awaits every
+   acknowledgement** before the batch's events are acked to faust.
+2. faust commits only the offsets of acked events (``Consumer._new_offset``), and flushes the
+   producer before committing (``Consumer._commit_offsets``: ``producer.flush()`` then commit).
+   We do not rely on that flush alone: faust's own buffer flush (``ProducerBuffer.flush``) gives
+   up after 0.1 s without a send, and a failed send would not stop the commit. Step 1 makes the
+   order "outputs acked, then offsets committed" hold by construction.
+3. A crash between the two re-delivers lines whose effects may already be in the changelog;
+   the engine is idempotent under duplicates, so the replay rewrites the same records (same
+   ids) and at most adds revisions.
+
+Why we write the table's store and changelog ourselves instead of ``table[key] = value``:
+faust picks the partition of a table write from the *current event* (a context variable).
+Inside ``stream.take_events`` that is not the event whose key we write, and a batch mixes
+partitions, so ``table[key]`` would file state under the wrong partition. We write each
+changed key explicitly to partition *p* of the changelog and of the RocksDB store, where *p*
+is the ``esa.raw`` partition the line came from: the table stays co-partitioned with
+``esa.raw`` by construction (and the topics module refuses a changelog with another partition
+count). faust still owns everything else: the RocksDB files per partition, recovery from the
+changelog on assignment (the lost-disk case), standby replicas, persisted changelog offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import faust
+from faust.types import TP
+from mode import Service
+from rocksdict import WriteBatch
+
+from streams.errors import ConfigError
+from streams.settings import Settings
+from streams.worker.metrics import HealthServer, Readiness, WorkerMetrics, health_app
+from streams.worker.processor import Output, RawLine
+from streams.worker.topics import TABLE_NAME, changelog_topic
+
+log = logging.getLogger(__name__)
+
+AGENT_NAME = "esatrack.worker.correlate"
+
+
+class Processor(Protocol):
+    """What the worker needs of a partition's processor (see ``streams.worker.processor``)."""
+
+    def process(self, lines: Sequence[RawLine]) -> Output: ...
+
+    def tick(self, now: float) -> Output: ...
+
+    def load(self, items: Iterator[tuple[bytes, bytes]]) -> int: ...
+
+    def open_counts(self) -> tuple[int, int]: ...
+
+
+ProcessorFactory = Callable[[int], Processor]
+"""Builds the processor of one ``esa.raw`` partition (the argument) with an empty engine."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings -> faust configuration (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    """``kafka://host:port`` URLs of the bootstrap servers."""
+    hosts = [h.strip() for h in settings.kafka_bootstrap.split(",") if h.strip()]
+    if not hosts:
+        raise ConfigError("ESATRACK_KAFKA_BOOTSTRAP is empty: give host:port[,host:port...]")
+    return [h if "://" in h else f"kafka://{h}" for h in hosts]
+
+
+def broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
+    """The faust credentials for the configured security protocol (secrets passed, not logged)."""
+    protocol = settings.kafka_security_protocol.upper()
+    context: ssl.SSLContext | None = None
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        password = settings.kafka_sasl_password
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=password.get_secret_value() if password is not None else None,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    raise ConfigError(
+        f"ESATRACK_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol!r} is not one of "
+        "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    )
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``faust.App`` for these settings."""
+    return {
+        "broker": broker_urls(settings),
+        "broker_credentials": broker_credentials(settings),
+        "store": "rocksdb://",
+        "datadir": str(settings.state_dir),
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "processing_guarantee": "at_least_once",
+        # a new group starts at the beginning of esa.raw: nothing shipped is skipped
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "producer_linger": 0.005,
+        "stream_buffer_maxsize": max(4096, 2 * settings.worker_batch_size),
+        "web_enabled": False,  # our own endpoint serves /metrics, /healthz and /readyz
+        "autodiscover": False,
+        "worker_redirect_stdouts": False,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline: processors per partition, table writes, outputs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Topics:
+    messages: str
+    connections: str
+    unparsed: str
+    changelog: str
+    raw: str
+
+
+class Pipeline:
+    """One worker's processors and the code that moves their outputs to Kafka."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        table: Any,
+        settings: Settings,
+        metrics: WorkerMetrics,
+        make_processor: ProcessorFactory,
+    ) -> None:
+        self.app = app
+        self.table = table
+        self.metrics = metrics
+        self.make_processor = make_processor
+        self.topics = _Topics(
+            messages=settings.topic_messages,
+            connections=settings.topic_connections,
+            unparsed=settings.topic_unparsed,
+            changelog=changelog_topic(settings),
+            raw=settings.topic_raw,
+        )
+        self.processors: dict[int, Processor] = {}
+        self.next_offsets: dict[int, int] = {}
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Serialises the agent and the timer: both change the same engines and keys."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    # --- state ------------------------------------------------------------------------------
+
+    def _store(self) -> Any:
+        return self.table.data
+
+    def _db(self, partition: int) -> Any:
+        # faust's RocksDB store keeps one database per partition; `_db_for_partition` opens
+        # (or returns) it. Private in faust, used here only, covered by the lost-disk test.
+        return self._store()._db_for_partition(partition)
+
+    def processor(self, partition: int) -> Processor:
+        """The partition's processor, restored from the table the first time it is needed."""
+        found = self.processors.get(partition)
+        if found is not None:
+            return found
+        processor = self.make_processor(partition)
+        store = self._store()
+        items = store._visible_items(self._db(partition))  # skips faust's offset key
+        restored = processor.load(iter(items))
+        self.metrics.restored_keys.inc(restored)
+        log.info("partition %d: restored %d state keys from the table", partition, restored)
+        self.processors[partition] = processor
+        return processor
+
+    def drop(self, partitions: Sequence[int]) -> None:
+        """Forget the engines of revoked partitions (their state lives on in the changelog)."""
+        for partition in partitions:
+            if self.processors.pop(partition, None) is not None:
+                log.info("partition %d revoked: engine dropped", partition)
+            self.next_offsets.pop(partition, None)
+
+    # --- outputs ----------------------------------------------------------------------------
+
+    async def _emit(self, partition: int, out: Output) -> None:
+        """Send one output, write its state, and wait until the brokers acknowledged all."""
+        send = self.app.producer.send
+        pending: list[Awaitable[Any]] = []
+        topics = self.topics
+        for key, value in out.messages:
+            pending.append(await send(topics.messages, key, value, None, None, None))
+        for key, value in out.connections:
+            pending.append(await send(topics.connections, key, value, None, None, None))
+        for akey, value in out.dead_letters:
+            pending.append(await send(topics.unparsed, akey, value, None, None, None))
+        changelog: list[Awaitable[Any]] = []
+        if out.state:
+            batch = WriteBatch(raw_mode=True)
+            for key, state in out.state.items():
+                if state is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, state)
+                changelog.append(
+                    await send(topics.changelog, key, state, partition, None, None)
+                )
+            self._db(partition).write(batch)
+        results = await asyncio.gather(*pending, *changelog)
+        if changelog:
+            last = max(meta.offset for meta in results[len(pending):])
+            self._store().set_persisted_offset(TP(topics.changelog, partition), last)
+        m = self.metrics
+        if out.messages:
+            m.records_out.labels(topics.messages).inc(len(out.messages))
+        if out.connections:
+            m.records_out.labels(topics.connections).inc(len(out.connections))
+        if out.unknown:
+            m.unknown_lines.inc(out.unknown)
+        if out.state:
+            m.state_writes.inc(len(out.state))
+        if out.lines:
+            m.lines_in.inc(out.lines)
+
+    async def handle(self, events: Sequence[Any]) -> None:
+        """Process one batch of ``esa.raw`` events (any mix of partitions)."""
+        by_partition: dict[int, list[RawLine]] = {}
+        oldest = time.time()
+        for event in events:
+            msg = event.message
+            lines = by_partition.get(msg.partition)
+            if lines is None:
+                lines = by_partition[msg.partition] = []
+            ts = msg.timestamp
+            oldest = min(oldest, ts)
+            lines.append(RawLine(msg.key, msg.value, ts, msg.offset))
+        async with self.lock:
+            for partition, lines in by_partition.items():
+                out = self.processor(partition).process(lines)
+                await self._emit(partition, out)
+                self.next_offsets[partition] = lines[-1].offset + 1
+        self.metrics.batch_size.observe(len(events))
+        self.metrics.processing_latency.observe(max(0.0, time.time() - oldest))
+        self._update_open()
+
+    async def tick(self) -> None:
+        """Let every engine emit what its grace or expiry released; refresh the gauges."""
+        if not self.ready().ready:
+            return
+        now = time.time()
+        async with self.lock:
+            for partition in self.assigned():
+                out = self.processor(partition).tick(now)
+                if out.messages or out.connections or out.state or out.dead_letters:
+                    await self._emit(partition, out)
+        self._update_open()
+        self._update_lag()
+
+    # --- status -----------------------------------------------------------------------------
+
+    def assigned(self) -> list[int]:
+        """The ``esa.raw`` partitions this worker processes now."""
+        actives = self.app.assignor.assigned_actives()
+        return sorted(tp.partition for tp in actives if tp.topic == self.topics.raw)
+
+    def ready(self) -> Readiness:
+        """Ready: started, no rebalance in progress, table recovery done."""
+        app = self.app
+        if not app.started or app.should_stop:
+            return Readiness(False, "starting" if not app.started else "stopping")
+        if app.rebalancing:
+            return Readiness(False, "rebalancing")
+        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]  # on the concrete TableManager only
+        if app.in_recovery or not recovery.completed.is_set():
+            return Readiness(False, "recovering table state from the changelog")
+        return Readiness(True)
+
+    def _update_open(self) -> None:
+        messages = connections = 0
+        for processor in self.processors.values():
+            m, c = processor.open_counts()
+            messages += m
+            connections += c
+        self.metrics.open_messages.set(messages)
+        self.metrics.open_connections.set(connections)
+
+    def _update_lag(self) -> None:
+        assigned = self.assigned()
+        self.metrics.assigned_partitions.set(len(assigned))
+        consumer = self.app.consumer
+        for partition in assigned:
+            next_offset = self.next_offsets.get(partition)
+            if next_offset is None:
+                continue
+            highwater = consumer.highwater(TP(self.topics.raw, partition))
+            if highwater is not None:
+                lag = max(0, highwater - next_offset)
+                self.metrics.consumer_lag.labels(str(partition)).set(lag)
+
+
+class _HealthService(Service):
+    """Runs the health/metrics endpoint as part of the faust worker."""
+
+    def __init__(self, server: HealthServer, **kwargs: Any) -> None:
+        self._server = server
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        await self._server.start()
+
+    async def on_stop(self) -> None:
+        await self._server.stop()
+
+
+@dataclass(slots=True)
+class WorkerApp:
+    """A built worker: the faust app, its pipeline, and the services to run beside it."""
+
+    app: faust.App
+    pipeline: Pipeline
+    metrics: WorkerMetrics
+    settings: Settings
+    services: list[Service]
+
+    def run(self) -> None:
+        """Run the worker until SIGINT/SIGTERM (blocks; exits the process when done)."""
+        worker = faust.Worker(
+            self.app,
+            *self.services,
+            loglevel=self.settings.log_level,
+            quiet=True,
+            redirect_stdouts=False,
+        )
+        worker.execute_from_commandline()
+
+
+def create_app(
+    settings: Settings,
+    make_processor: ProcessorFactory,
+    *,
+    raw_partitions: int | None = None,
+    metrics: WorkerMetrics | None = None,
+    health_host: str = "0.0.0.0",  # the endpoint is meant to be scraped
+) -> WorkerApp:
+    """Build (not start) a worker app. ``raw_partitions``: the actual count of ``esa.raw``."""
+    metrics = metrics if metrics is not None else WorkerMetrics()
+    partitions = raw_partitions or settings.topic_partitions
+    app = faust.App(settings.worker_group, **faust_options(settings))
+    raw = app.topic(
+        settings.topic_raw,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=partitions,
+        replicas=settings.topic_replication,
+    )
+    table = app.Table(
+        TABLE_NAME,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        options={"driver": "rocksdict"},
+        help="The correlation engine's state, one entry per exported key.",
+    )
+    pipeline = Pipeline(app, table, settings, metrics, make_processor)
+    batch_size, batch_seconds = settings.worker_batch_size, settings.worker_batch_seconds
+
+    async def correlate(stream: Any) -> None:
+        async for events in stream.take_events(batch_size, within=batch_seconds):
+            await pipeline.handle(events)
+
+    app.agent(raw, name=AGENT_NAME)(correlate)
+
+    async def tick() -> None:
+        await pipeline.tick()
+
+    app.timer(settings.worker_tick_seconds, name="esatrack.worker.tick")(tick)
+
+    async def on_revoked(_sender: Any, /, *args: Any, signal: Any, **_kwargs: Any) -> None:
+        revoked: set[TP] = args[0]
+        async with pipeline.lock:
+            pipeline.drop([tp.partition for tp in revoked if tp.topic == settings.topic_raw])
+
+    app.on_partitions_revoked.connect(on_revoked)
+
+    services: list[Service] = []
+    if settings.metrics_port:
+        server = HealthServer(health_app(metrics, pipeline.ready), health_host,
+                              settings.metrics_port)
+        services.append(_HealthService(server))
+    return WorkerApp(app, pipeline, metrics, settings, services)
