@@ -8,6 +8,7 @@ until the POM changes.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 from importlib import resources
@@ -37,10 +38,18 @@ def mvn_command(pom: Path, lib: Path, repo_local: Path | None) -> list[str]:
     return command
 
 
-def error_tail(output: str, lines: int = 12, width: int = 400) -> str:
+# Maven's generic advice after every failure ("re-run with -e", "[Help 1] http://...").
+_BOILERPLATE = re.compile(
+    r"^\[ERROR\]\s*($|To see the full|Re-run Maven|For more information|\[Help \d+\])"
+)
+
+
+def error_tail(output: str, lines: int = 12, width: int = 700) -> str:
     """The last lines of Maven's output that explain a failure, each cut to ``width`` chars."""
     kept = [line for line in output.splitlines() if line.strip()]
-    errors = [line for line in kept if line.startswith("[ERROR]")] or kept
+    errors = [
+        line for line in kept if line.startswith("[ERROR]") and not _BOILERPLATE.match(line)
+    ] or kept
     return "\n".join(
         line if len(line) <= width else line[:width] + " ..." for line in errors[-lines:]
     )

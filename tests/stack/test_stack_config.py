@@ -85,12 +85,15 @@ def test_mvn_command_uses_the_repo_override(tmp_path: Path) -> None:
 
 
 def test_error_tail_keeps_the_error_lines() -> None:
-    """Maven's [ERROR] lines are what a failed resolution reports, long lines cut short."""
-    output = "\n".join(["[INFO] Scanning", "[ERROR] Could not resolve " + "x" * 1000,
-                        "[ERROR] Re-run with -e", "[INFO] done"])
+    """A failed resolution reports Maven's own [ERROR] lines, not its advice; long lines cut."""
+    output = "\n".join([
+        "[INFO] Scanning", "[ERROR] Could not resolve " + "x" * 1000, "[ERROR] ",
+        "[ERROR] Re-run Maven using the -X switch to enable full debug logging.",
+        "[ERROR] Plugin not found", "[ERROR] [Help 1] http://cwiki.apache.org/", "[INFO] done",
+    ])
     tail = maven.error_tail(output, width=50)
     assert tail.splitlines() == ["[ERROR] Could not resolve " + "x" * 24 + " ...",
-                                 "[ERROR] Re-run with -e"]
+                                 "[ERROR] Plugin not found"]
 
 
 def test_packaged_files_ship() -> None:
