@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.worker.codec import decode_record
 from tests.ingest.ingest_helpers import free_port, read_topic
+from tests.worker.worker_helpers import WorkerEnv, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +119,47 @@ def test_rsyslog_publishes_raw_lines_keyed_by_appliance(
     records = read_topic(kafka_bootstrap, topic, sum(expected.values()), timeout=90)
     got = Counter((record.key, record.value) for record in records)
     assert got == expected
+
+
+E2E_BODIES = [
+    "New SMTP ICID 5 interface Data 1 (10.1.1.1) address 192.0.2.9 reverse dns host "
+    "mx.example.net verified yes",
+    "ICID 5 ACCEPT SG UNKNOWNLIST match sbrs[-1.0:10.0] SBRS 3.4 country Thailand",
+    "Start MID 6 ICID 5",
+    "MID 6 ICID 5 From: <a@example.com>",
+    "MID 6 ICID 5 RID 0 To: <b@example.org>",
+    "MID 6 Message-ID '<abc@example.com>'",
+    "MID 6 Subject 'Hello from rsyslog'",
+    "MID 6 ready 4306 bytes from <a@example.com>",
+    "MID 6 queued for delivery",
+    "New SMTP DCID 8 interface 10.1.1.2 address 198.51.100.25 port 25",
+    "Delivery start DCID 8 MID 6 to RID [0]",
+    "Message done DCID 8 MID 6 to RID [0]",
+    "MID 6 RID [0] Response '2.0.0 Ok: queued as 4XyZ'",
+    "Message finished MID 6 done",
+    "ICID 5 close",
+]
+
+
+def test_rsyslog_lines_become_records_through_the_worker(
+    rsyslog: tuple[str, int, int], kafka_bootstrap: str, new_topic: Callable[..., str],
+    new_group: Callable[[], str], tmp_path: Path
+) -> None:
+    """A message's lines shipped by rsyslog are joined by a real `esatrack worker` into one
+    message record for the appliance rsyslog keyed them by."""
+    raw, _udp, tcp = rsyslog
+    env = WorkerEnv(bootstrap=kafka_bootstrap, raw=raw, messages=new_topic(3),
+                    connections=new_topic(3), unparsed=new_topic(3), group=new_group())
+    worker = WorkerProcess(env, tmp_path / "state", tmp_path / "worker.log")
+    try:
+        worker.wait_ready(timeout=180)
+        with socket.create_connection(("127.0.0.1", tcp)) as sock:
+            sock.sendall(b"".join(f"<22>Nov 19 09:16:{38 + i % 20:02d} esa-e2e mail_logs: Info: "
+                                  f"{body}\n".encode() for i, body in enumerate(E2E_BODIES)))
+        worker.wait_lines(len(E2E_BODIES), timeout=120)
+        records = read_topic(kafka_bootstrap, env.messages, 1, timeout=120)
+        messages = [decode_record(record.value) for record in records]
+        assert any(m["host"] == "esa-e2e" and m["mid"] == 6
+                   and m["subject"] == "Hello from rsyslog" for m in messages), messages
+    finally:
+        worker.stop()
