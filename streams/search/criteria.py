@@ -58,8 +58,8 @@ class Event(StrEnum):
 class Direction(StrEnum):
     """Mail direction as the record stores it."""
 
-    INCOMING = "incoming"
-    OUTGOING = "outgoing"
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
 
 
 @dataclass(frozen=True)

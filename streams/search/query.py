@@ -44,12 +44,12 @@ REJECTED_ACTIONS: Final = ("REJECT", "TCPREFUSE")
 
 RECIPIENT_STATUSES: Final[dict[Event, tuple[str, ...]]] = {
     Event.DELIVERED: ("delivered",),
-    Event.HARD_BOUNCED: ("hard_bounced", "bounced"),
-    Event.SOFT_BOUNCED: ("soft_bounced", "delayed"),
+    Event.HARD_BOUNCED: ("hard_bounced",),
+    Event.SOFT_BOUNCED: ("soft_bounced",),
 }
 """Events that are facts about one recipient, and the ``recipients.status`` values meaning them.
 With a recipient criterion these are asked of the same nested recipient; without one the
-message-level tag answers."""
+message-level tag answers. Values as in ``schemas/message.schema.json``."""
 
 _SHA256: Final = re.compile(r"^[0-9a-fA-F]{64}$")
 _WILDCARD_SPECIALS: Final = re.compile(r"([\\*?])")

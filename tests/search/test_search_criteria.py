@@ -69,7 +69,7 @@ def test_cli_arguments_become_criteria() -> None:
     argv = ["search", "--sender", "A@x", "--sender-match", "contains", "--recipient", "b@y",
             "--subject-match", "empty", "--from", "24h", "--to", "now", "--sender-ip",
             "192.0.2.1", "--message-id", "<m@x>", "--mid", "42", "--host", "esa1", "--host",
-            "esa2", "--attachment", "a.pdf", "--direction", "incoming", "--event",
+            "esa2", "--attachment", "a.pdf", "--direction", "inbound", "--event",
             "virus_positive", "--event", "delivered"]
     args = build_parser(argv).parse_args(argv)
     criteria = criteria_from_args(args, now=NOW)
@@ -83,5 +83,5 @@ def test_cli_arguments_become_criteria() -> None:
     assert criteria.mid == 42
     assert criteria.hosts == ("esa1", "esa2")
     assert criteria.attachment == "a.pdf"
-    assert criteria.direction is Direction.INCOMING
+    assert criteria.direction is Direction.INBOUND
     assert criteria.events == (Event.VIRUS_POSITIVE, Event.DELIVERED)

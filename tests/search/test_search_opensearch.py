@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs in dev deps
 from opensearchpy import OpenSearch
+from referencing import Registry, Resource
 
 from streams.cli import main
 from streams.search.criteria import Criteria, Direction, Event, Op, TextMatch
@@ -25,27 +27,55 @@ pytestmark = pytest.mark.integration
 
 IndexFactory = Callable[[str, Sequence[dict[str, Any]]], str]
 
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 DAY = "2024-03-17"
 SHA = "ab" * 32
 
 
-def msg(rid: str, **fields: Any) -> dict[str, Any]:
-    """A message record with quiet defaults; ``fields`` override."""
+NAMES: dict[str, str] = {}
+"""Record id -> the short name the test uses (m01, c1)."""
+
+CLIENT: dict[str, Any] = {
+    "ip": "10.0.0.1", "rdns": None, "rdns_verified": None, "sbrs": None, "sender_group": None,
+    "flow": None, "interface": None, "country": None, "tls": None}
+
+
+def record_id(name: str, prefix: str = "m") -> str:
+    """A schema-shaped record id (``m-`` + 24 hex digits) for a short test name."""
+    value = f"{prefix}-{name.encode().hex().rjust(24, '0')}"
+    NAMES[value] = name
+    return value
+
+
+def msg(name: str, **fields: Any) -> dict[str, Any]:
+    """A message record valid against schemas/message.schema.json, with quiet defaults;
+    ``fields`` override (``client`` is merged into the default client)."""
+    started = fields.get("started_at", f"{DAY}T12:00:00Z")
     record: dict[str, Any] = {
-        "type": "message", "id": rid, "host": "esa1", "mid": 1000 + len(rid), "icid": 1,
-        "revision": 1, "started_at": f"{DAY}T12:00:00Z", "complete": True,
-        "sender": "nobody@quiet.example", "recipients": [
-            {"rid": 0, "address": "someone@quiet.example", "status": "delivered"}],
-        "message_id": f"<{rid}@quiet.example>", "subject": "Weekly report", "size": 1000,
-        "direction": "incoming", "client": {"ip": "10.0.0.1"}, "tags": ["delivered"],
-        "status": "delivered", "events": [],
+        "type": "message", "id": record_id(name), "host": "esa1", "mid": 1000 + int(name[1:]),
+        "icid": 1, "revision": 1, "started_at": started, "finished_at": started,
+        "updated_at": started, "complete": True, "expired": False, "status": "delivered",
+        "sender": "nobody@quiet.example",
+        "recipients": [rcpt("someone@quiet.example", "delivered")],
+        "message_id": f"<{name}@quiet.example>", "subject": "Weekly report", "size": 1000,
+        "attachments": [], "direction": "inbound", "policy": "DEFAULT", "auth_user": None,
+        "verdicts": dict.fromkeys(("antispam", "antivirus", "virus_name", "amp", "graymail",
+                                   "outbreak", "dlp", "spf", "dkim", "dmarc")),
+        "quarantines": [], "tags": ["delivered"], "parent_mid": None, "child_mids": [],
+        "events": [],
     }
+    record["client"] = {**CLIENT, **fields.pop("client", {})}
     record.update(fields)
     return record
 
 
 def rcpt(address: str, status: str, response: str | None = None) -> dict[str, Any]:
-    return {"rid": 0, "address": address, "status": status, "response": response}
+    return {"rid": 0, "address": address, "status": status, "dcid": None, "response": response,
+            "updated_at": None}
+
+
+def quarantine(name: str) -> dict[str, Any]:
+    return {"name": name, "entered_at": f"{DAY}T12:00:00Z", "released_at": None}
 
 
 SEED: list[dict[str, Any]] = [
@@ -62,7 +92,7 @@ SEED: list[dict[str, Any]] = [
                     rcpt("dave@other.example", "delivered")],
         tags=["soft_bounced", "delivered"], status="partially_delivered",
         started_at=f"{DAY}T10:10:00Z"),
-    msg("m04", sender="bob@corp.example", direction="outgoing", mid=101, host="esa2",
+    msg("m04", sender="bob@corp.example", direction="outbound", mid=101, host="esa2",
         recipients=[rcpt("alice@example.com", "delivered")], tags=["virus_positive"],
         client={"ip": "198.51.100.5"}, started_at="2024-03-16T09:00:00Z"),
     msg("m05", recipients=[rcpt("x@y.example", "delivered"), rcpt("z@y.example", "hard_bounced")],
@@ -70,11 +100,11 @@ SEED: list[dict[str, Any]] = [
     msg("m06", recipients=[rcpt("x@y.example", "hard_bounced")], tags=["hard_bounced"],
         status="bounced"),
     msg("m07", tags=["spam_positive", "spam_quarantine"], status="quarantined",
-        quarantines=[{"name": "Spam"}]),
+        quarantines=[quarantine("Spam")]),
     msg("m08", tags=["suspect_spam", "delivered"]),
     msg("m09", tags=["outbreak_quarantine"], status="quarantined",
-        quarantines=[{"name": "Outbreak"}]),
-    msg("m10", tags=["dlp_violation", "delivered"], direction="outgoing",
+        quarantines=[quarantine("Outbreak")]),
+    msg("m10", tags=["dlp_violation", "delivered"], direction="outbound",
         message_id="bare-id@host.example"),
     msg("m11", subject="invoice 42",
         attachments=[{"name": "invoice.pdf.exe", "sha256": "cd" * 32}]),
@@ -90,6 +120,23 @@ SEED: list[dict[str, Any]] = [
 ]
 
 
+def record_validator(kind: str) -> Any:
+    """A validator of schemas/<kind>.schema.json that resolves references between them."""
+    schemas = [json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+               for name in ("message", "connection")]
+    registry: Registry[Any] = Registry().with_resources(
+        [(schema["$id"], Resource.from_contents(schema)) for schema in schemas])
+    schema = json.loads((SCHEMAS / f"{kind}.schema.json").read_text())
+    return Draft202012Validator(schema, registry=registry,
+                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_seed_records_follow_the_record_schema() -> None:
+    """The hand-written seed is shaped exactly like the correlator's message records."""
+    for record in SEED:
+        record_validator("message").validate(record)
+
+
 @pytest.fixture
 def messages(seeded_index: IndexFactory) -> str:
     return seeded_index("messages", SEED)
@@ -99,7 +146,7 @@ def ids(client: OpenSearch, index: str, criteria: Criteria) -> set[str]:
     """The record ids ``criteria`` finds, streamed with a small page to exercise paging."""
     hits = stream_hits(client, index, build_query(criteria), build_sort(), page_size=3)
     with closing(hits):
-        return {hit["id"] for hit in hits}
+        return {NAMES[hit["id"]] for hit in hits}
 
 
 def _s(op: Op, value: str = "") -> TextMatch:
@@ -134,7 +181,7 @@ CRITERIA: list[tuple[str, Criteria, set[str]]] = [
     ("attachment name (case-insensitive, whole name)", Criteria(attachment="invoice.pdf"),
      {"m01"}),
     ("attachment SHA-256", Criteria(attachment=SHA), {"m01"}),
-    ("direction", Criteria(direction=Direction.OUTGOING), {"m04", "m10"}),
+    ("direction", Criteria(direction=Direction.OUTBOUND), {"m04", "m10"}),
     ("events OR-ed", Criteria(events=(Event.VIRUS_POSITIVE, Event.SUSPECT_SPAM)),
      {"m04", "m08"}),
     ("spam positive", Criteria(events=(Event.SPAM_POSITIVE,)), {"m07"}),
@@ -167,17 +214,22 @@ def test_each_criterion_finds_exactly_its_records(
 
 def test_rejected_connections_only(os_client: OpenSearch, seeded_index: IndexFactory) -> None:
     """--rejected-only searches connection records: REJECT and TCPREFUSE, by IP and time."""
-    def conn(cid: str, action: str, ip: str, when: str) -> dict[str, Any]:
-        return {"type": "connection", "id": cid, "host": "esa1", "icid": len(cid),
-                "started_at": when, "closed_at": when, "client": {"ip": ip}, "action": action,
-                "mids": []}
-    index = seeded_index("connections", [
+    def conn(name: str, action: str, ip: str, when: str) -> dict[str, Any]:
+        return {"type": "connection", "id": record_id(name, "c"), "host": "esa1",
+                "icid": int(name[1:]), "revision": 1, "started_at": when, "closed_at": when,
+                "updated_at": when, "complete": True, "expired": False, "lost": False,
+                "client": {**CLIENT, "ip": ip, "flow": action}, "action": action,
+                "auth_user": None, "mids": [], "events": []}
+    connections = [
         conn("c1", "REJECT", "192.0.2.10", f"{DAY}T10:00:00Z"),
         conn("c2", "ACCEPT", "192.0.2.10", f"{DAY}T10:01:00Z"),
         conn("c3", "TCPREFUSE", "203.0.113.9", f"{DAY}T10:02:00Z"),
         conn("c4", "REJECT", "192.0.2.10", "2024-03-15T10:00:00Z"),
         conn("c5", "RELAY", "192.0.2.10", f"{DAY}T10:03:00Z"),
-    ])
+    ]
+    for record in connections:
+        record_validator("connection").validate(record)
+    index = seeded_index("connections", connections)
     assert ids(os_client, index, Criteria(rejected_only=True)) == {"c1", "c3", "c4"}
     assert ids(os_client, index, Criteria(rejected_only=True, sender_ip="192.0.2.10",
                                           start=D0)) == {"c1"}
@@ -235,7 +287,7 @@ def test_cli_csv_and_jsonl(messages: str, capsys: pytest.CaptureFixture[str]) ->
                  "--format", "csv"]) == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    assert [row["id"] for row in rows] == ["m01", "m02"]  # oldest first
+    assert [NAMES[row["id"]] for row in rows] == ["m01", "m02"]  # oldest first
     assert rows[0]["last_state"] == "Message successfully delivered"
     assert rows[1]["recipients"] == "carol@corp.example"
     assert "2 message records" in captured.err
@@ -243,7 +295,7 @@ def test_cli_csv_and_jsonl(messages: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["search", "--index", messages, "--event", "dlp_violation",
                  "--format", "jsonl"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [json.loads(line) for line in lines] == [r for r in SEED if r["id"] == "m10"]
+    assert [json.loads(line) for line in lines] == [r for r in SEED if r["id"] == record_id("m10")]
 
 
 def test_cli_table_to_file(messages: str, tmp_path: Path) -> None:
@@ -259,16 +311,16 @@ def test_cli_table_to_file(messages: str, tmp_path: Path) -> None:
 def test_show_renders_lineage(os_client: OpenSearch, messages: str) -> None:
     """show fetches the child MID on the same host nearest in time and merges timelines."""
     root, lineage = fetch_message(os_client, messages, host="esa1", mid=200)
-    assert root["id"] == "m12"
-    assert [r["id"] for r in lineage] == ["m13"]  # not m14 (esa2) nor m15 (reused MID)
-    root_by_id, lineage_from_child = fetch_message(os_client, messages, record_id="m13")
-    assert root_by_id["id"] == "m13"
-    assert [r["id"] for r in lineage_from_child] == ["m12"]
+    assert NAMES[root["id"]] == "m12"
+    assert [NAMES[r["id"]] for r in lineage] == ["m13"]  # not m14 (esa2) nor m15 (reused MID)
+    root_by_id, lineage_from_child = fetch_message(os_client, messages, record_id=record_id("m13"))
+    assert NAMES[root_by_id["id"]] == "m13"
+    assert [NAMES[r["id"]] for r in lineage_from_child] == ["m12"]
 
 
 def test_show_cli_prints_details(messages: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`esatrack show` prints the details view with both MIDs' events in time order."""
-    assert main(["show", "--index", messages, "m12"]) == 0
+    assert main(["show", "--index", messages, record_id("m12")]) == 0
     text = capsys.readouterr().out
     order = ["[MID 200]  Message 200 enqueued", "[MID 201]  Message 201 created",
              "[MID 200]  Rewritten as 201", "[MID 201]  Delivered (250 ok)"]

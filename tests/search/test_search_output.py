@@ -18,7 +18,7 @@ RECORD: dict[str, Any] = {
                    {"address": "c@y.org", "status": "hard_bounced"}],
     "subject": "Hello,\nworld", "status": "partially_delivered", "message_id": "<m@x>",
     "client": {"ip": "192.0.2.7"}, "tags": ["delivered", "hard_bounced"],
-    "direction": "incoming",
+    "direction": "inbound",
 }
 
 

@@ -78,7 +78,7 @@ CASES: list[tuple[str, Criteria, list[dict[str, Any]]]] = [
     ("attachment SHA-256",
      Criteria(attachment="AB" * 32),
      [{"term": {"attachments.sha256": "ab" * 32}}]),
-    ("direction", Criteria(direction=Direction.OUTGOING), [{"term": {"direction": "outgoing"}}]),
+    ("direction", Criteria(direction=Direction.OUTBOUND), [{"term": {"direction": "outbound"}}]),
     ("events OR-ed on tags without a recipient",
      Criteria(events=(Event.VIRUS_POSITIVE, Event.HARD_BOUNCED)),
      [{"terms": {"tags": ["virus_positive", "hard_bounced"]}}]),
@@ -87,7 +87,7 @@ CASES: list[tuple[str, Criteria, list[dict[str, Any]]]] = [
      [{"nested": {"path": "recipients", "query": {"term": {"recipients.address": "x@y.z"}}}},
       {"bool": {"should": [{"nested": {"path": "recipients", "query": {"bool": {"filter": [
           {"term": {"recipients.address": "x@y.z"}},
-          {"terms": {"recipients.status": ["hard_bounced", "bounced"]}}]}}}}],
+          {"terms": {"recipients.status": ["hard_bounced"]}}]}}}}],
           "minimum_should_match": 1}}]),
     ("recipient with per-recipient and message-level events: either may match",
      Criteria(recipient=TextMatch(Op.BEGINS, "x@"),
