@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # opensearch-py logs every failed request with a traceback; our retry line says it once.
+    logging.getLogger("opensearch").setLevel(logging.ERROR)
     indexer = Indexer(settings, group=args.group)
     server = None
     if settings.metrics_port:

@@ -4,22 +4,129 @@ archive's chain survives restarts and redeliveries and exposes edits and deletio
 
 from __future__ import annotations
 
+import contextlib
+import random
+import socket
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, TopicPartition
-from indexer_support import Pipeline, wait_for
+from confluent_kafka import Consumer, Producer, TopicPartition
 from opensearchpy import OpenSearch
 
 from streams.cli import main
-from streams.opensearch.naming import daily_index
+from streams.indexer.service import Indexer
+from streams.opensearch.naming import KINDS, daily_index
+from streams.settings import Settings, load_settings
+from streams.stack import control
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Pipeline:
+    """Names and settings of one test's indexer pipeline."""
+
+    settings: Settings
+    group: str
+    day: datetime
+
+    def produce(self, topic: str, values: list[tuple[bytes | None, bytes | None]],
+                timestamp_ms: int | None = None) -> None:
+        """Produce (key, value) pairs to ``topic`` and wait for every delivery."""
+        producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "linger.ms": 20, "acks": "all"})
+        failures: list[str] = []
+
+        def report(error: Any, _message: Any) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for key, value in values:
+            while True:
+                try:
+                    producer.produce(topic, value=value, key=key, on_delivery=report,
+                                     timestamp=timestamp_ms or 0)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+        assert producer.flush(60) == 0
+        assert not failures, failures
+
+    def records(self, records: list[dict[str, Any]], topic: str | None = None) -> None:
+        self.produce(topic or self.settings.topic_messages,
+                     [(None, orjson.dumps(r)) for r in records])
+
+    def committed(self, topic: str) -> int:
+        """Sum over the topic's partitions of the group's committed offsets."""
+        consumer = Consumer({"bootstrap.servers": self.settings.kafka_bootstrap,
+                             "group.id": self.group})
+        try:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts = [TopicPartition(topic, p) for p in meta.partitions]
+            return sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        finally:
+            consumer.close()
+
+    @contextlib.contextmanager
+    def running(self, settings: Settings | None = None) -> Iterator[Indexer]:
+        """An indexer running in a thread for the duration of the block (stopped after)."""
+        indexer = Indexer(settings or self.settings, group=self.group)
+        failure: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                indexer.run()
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=target, name="test-indexer", daemon=True)
+        thread.start()
+        try:
+            yield indexer
+        finally:
+            indexer.stop()
+            thread.join(120)
+        assert not thread.is_alive(), "indexer did not stop within 120 s"
+        assert not failure, failure
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``condition`` until true; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.25)
+    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+
+
+def random_past_day() -> datetime:
+    """A random UTC day between 1975 and 2000: no other test and no retention run uses it."""
+    return datetime(1975, 1, 1, tzinfo=UTC) + timedelta(days=random.randrange(9000))
+
+
+@pytest.fixture
+def pipeline(new_topic: Callable[..., str], new_group: Callable[[], str],
+             opensearch: OpenSearch, kafka_bootstrap: str) -> Iterator[Pipeline]:
+    day = random_past_day()
+    settings = load_settings(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_messages=new_topic(2), topic_connections=new_topic(), topic_raw=new_topic(2),
+        topic_dead_letters=new_topic(),
+        indexer_batch_seconds=0.2, indexer_backoff_max_seconds=2.0,
+    )
+    yield Pipeline(settings, new_group(), day)
+    for kind in KINDS:
+        opensearch.indices.delete(index=daily_index(kind, day), ignore_unavailable=True)
 
 
 def message(pipeline: Pipeline, rid: str, revision: int, **extra: Any) -> dict[str, Any]:
@@ -165,3 +272,56 @@ def test_raw_chain_survives_restart_and_exposes_tampering(
     code, out = verify(host, day, capsys)
     assert code == 1
     assert "link 20 (missing)" in out
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def progress(message: str) -> None:
+    print(f"[outage-test opensearch] {message}", file=sys.stderr, flush=True)
+
+
+def test_opensearch_outage_loses_and_duplicates_nothing(pipeline: Pipeline,
+                                                        tmp_path: Path) -> None:
+    """OpenSearch stopped in the middle of indexing and started again: the indexer retries by
+    itself, commits nothing past unacknowledged documents meanwhile, and in the end every
+    record is indexed exactly once."""
+    http_port = free_port()
+    own = load_settings(stack_dir=tmp_path / "stack", opensearch_http_port=http_port,
+                        opensearch_transport_port=free_port(), opensearch_heap="512m")
+    node = control.services(own, ["opensearch"])
+    control.up(own, node, progress)
+    client = OpenSearch(hosts=[f"http://127.0.0.1:{http_port}"])
+    try:
+        settings = pipeline.settings.model_copy(
+            update={"opensearch_url": f"http://127.0.0.1:{http_port}"})
+        topic = settings.topic_messages
+        total = 20_000
+        batch = [message(pipeline, f"outage-{n}", 1) for n in range(total)]
+        pipeline.records(batch[: total // 2])
+        with pipeline.running(settings) as indexer:
+            wait_for(lambda: sample(indexer.metrics, "esatrack_indexer_docs_indexed_total",
+                                    kind="messages") > 0, what="indexing to begin")
+            control.down(own, node, progress)
+            pipeline.records(batch[total // 2:])
+            wait_for(lambda: sample(indexer.metrics, "esatrack_indexer_retries_total",
+                                    cause="opensearch") >= 2, what="the indexer to retry")
+            held = pipeline.committed(topic)
+            time.sleep(3)
+            assert pipeline.committed(topic) == held < total  # no commit past un-acked docs
+            assert indexer.metrics.outage is not None
+            control.up(own, node, progress)
+            wait_for(lambda: pipeline.committed(topic) == total, timeout=300,
+                     what="every record committed after the restart")
+            assert indexer.metrics.outage is None
+        index = daily_index("messages", pipeline.day)
+        client.indices.refresh(index=index)
+        assert client.count(index=index)["count"] == total
+        every = {"ids": {"values": [record["id"] for record in batch]}}
+        assert client.count(index=index, body={"query": every})["count"] == total
+    finally:
+        client.close()
+        control.down(own, node, progress)
