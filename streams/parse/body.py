@@ -14,7 +14,49 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from streams import events as ev
+from streams.events import (
+    BOUNCE_LOG,
+    CONN_AUTH,
+    CONN_CLOSE,
+    CONN_INFO,
+    CONN_NEW,
+    CONN_POLICY,
+    CONN_TLS,
+    DLV_BOUNCED,
+    DLV_CLOSE,
+    DLV_DELAYED,
+    DLV_DONE,
+    DLV_ERROR,
+    DLV_INFO,
+    DLV_NEW,
+    DLV_PENDING,
+    DLV_RESPONSE,
+    DLV_START,
+    DLV_TLS,
+    MSG_ABORTED,
+    MSG_ATTACHMENT,
+    MSG_CUSTOM,
+    MSG_FINISHED,
+    MSG_FROM,
+    MSG_GENERATED,
+    MSG_INFO,
+    MSG_MESSAGE_ID,
+    MSG_POLICY,
+    MSG_QUARANTINE,
+    MSG_QUEUED,
+    MSG_RCPT,
+    MSG_READY,
+    MSG_RELEASE,
+    MSG_REWRITE,
+    MSG_SPLIT,
+    MSG_START,
+    MSG_SUBJECT,
+    MSG_URL,
+    MSG_VERDICT,
+    STATUS,
+    SYSTEM,
+    UNKNOWN,
+)
 from streams.parse.cef import parse_cef
 
 Result = tuple[str, int | None, int | None, int | None, dict[str, Any]]
@@ -26,7 +68,7 @@ MidHandler = Callable[[int, str, str], Result]
 
 def unknown(reason: str) -> Result:
     """An ``unknown`` result with the reason."""
-    return (ev.UNKNOWN, None, None, None, {"reason": reason})
+    return (UNKNOWN, None, None, None, {"reason": reason})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,13 +160,13 @@ def _verdict(engine: str, verdict: str, interim: bool = False, detail: str | Non
     data: dict[str, Any] = {"engine": engine, "verdict": verdict, "interim": interim}
     if detail:
         data["detail"] = detail
-    return (ev.MSG_VERDICT, None, mid, None, data)
+    return (MSG_VERDICT, None, mid, None, data)
 
 
 def _info(mid: int, body: str) -> Result:
     """A MID line the timeline shows as text: the body after ``MID <n>``."""
     parts = body.split(" ", 2)
-    return (ev.MSG_INFO, None, mid, None, {"text": parts[2] if len(parts) > 2 else ""})
+    return (MSG_INFO, None, mid, None, {"text": parts[2] if len(parts) > 2 else ""})
 
 
 def _m_icid(mid: int, rest: str, body: str) -> Result:
@@ -134,7 +176,15 @@ def _m_icid(mid: int, rest: str, body: str) -> Result:
         return unknown("MID ICID line: no ICID number")
     tail = rest[space + 1:]
     if tail.startswith("From:"):
-        return (ev.MSG_FROM, icid, mid, None, {"sender": _address(tail[5:])})
+        return (MSG_FROM, icid, mid, None, {"sender": _address(tail[5:])})
+    # "RID 0 To: <b@example.org>[ Rejected by RAT]": string operations, no regex
+    parts = tail.split(" ", 3)
+    if len(parts) == 4 and parts[0] == "RID" and parts[2] == "To:" and parts[1].isdigit():
+        address = parts[3]
+        close = address.find(">") if address[:1] == "<" else -1
+        if close > 0 and close == len(address) - 1:
+            return (MSG_RCPT, icid, mid, None,
+                    {"rid": int(parts[1]), "address": address[1:-1], "rejected": False})
     match = _RCPT.match(tail)
     if match is None:
         return unknown("MID ICID line: neither From: nor RID To:")
@@ -152,15 +202,15 @@ def _rcpt(icid: int | None, mid: int | None, match: re.Match[str]) -> Result:
             data["reason"] = trailer
         elif trailer:
             data["reason"] = trailer
-    return (ev.MSG_RCPT, icid, mid, None, data)
+    return (MSG_RCPT, icid, mid, None, data)
 
 
 def _m_message_id(mid: int, rest: str, body: str) -> Result:
-    return (ev.MSG_MESSAGE_ID, None, mid, None, {"message_id": _unquote(rest)})
+    return (MSG_MESSAGE_ID, None, mid, None, {"message_id": _unquote(rest)})
 
 
 def _m_subject(mid: int, rest: str, body: str) -> Result:
-    return (ev.MSG_SUBJECT, None, mid, None, {"subject": _unquote(rest)})
+    return (MSG_SUBJECT, None, mid, None, {"subject": _unquote(rest)})
 
 
 def _m_ready(mid: int, rest: str, body: str) -> Result:
@@ -170,7 +220,7 @@ def _m_ready(mid: int, rest: str, body: str) -> Result:
     data: dict[str, Any] = {"size": int(size)}
     if sender.startswith(" from "):
         data["sender"] = _address(sender[6:])
-    return (ev.MSG_READY, None, mid, None, data)
+    return (MSG_READY, None, mid, None, data)
 
 
 def _m_matched(mid: int, rest: str, body: str) -> Result:
@@ -178,7 +228,7 @@ def _m_matched(mid: int, rest: str, body: str) -> Result:
     if match is None:
         return _info(mid, body)
     rids, policy, direction = match.groups()
-    return (ev.MSG_POLICY, None, mid, None, {
+    return (MSG_POLICY, None, mid, None, {
         "policy": policy, "direction": direction,
         "rids": None if rids is None else _rid_list(rids)})
 
@@ -256,7 +306,7 @@ def _m_was(mid: int, rest: str, body: str) -> Result:
         if match is None:
             return unknown("MID was split: unrecognised shape")
         new_mid, policy, direction = match.groups()
-        return (ev.MSG_SPLIT, None, mid, None,
+        return (MSG_SPLIT, None, mid, None,
                 {"new_mid": int(new_mid), "policy": policy, "direction": direction})
     if rest.startswith("generated "):
         return _m_generated(mid, rest[10:], body)
@@ -273,11 +323,11 @@ def _m_generated(mid: int, rest: str, body: str) -> Result:
     match = _GEN_BASED.match(rest)
     if match is not None:
         parent, reason = match.groups()
-        return (ev.MSG_GENERATED, None, mid, None,
+        return (MSG_GENERATED, None, mid, None,
                 {"parent_mid": int(parent), "reason": reason, "bounce": False})
     match = _GEN_BOUNCE.match(rest)
     if match is not None:
-        return (ev.MSG_GENERATED, None, mid, None,
+        return (MSG_GENERATED, None, mid, None,
                 {"parent_mid": int(match.group(1)), "reason": "bounce", "bounce": True})
     return unknown("MID generated: unrecognised shape")
 
@@ -331,14 +381,14 @@ def _m_sdr(mid: int, rest: str, body: str) -> Result:
 
 
 def _m_attachment(mid: int, rest: str, body: str) -> Result:
-    return (ev.MSG_ATTACHMENT, None, mid, None, {"name": _unquote(rest)})
+    return (MSG_ATTACHMENT, None, mid, None, {"name": _unquote(rest)})
 
 
 def _m_custom(mid: int, rest: str, body: str) -> Result:
     _, sep, text = rest.partition("Entry:")
     if not sep:
         return _info(mid, body)
-    return (ev.MSG_CUSTOM, None, mid, None, {"text": text.strip()})
+    return (MSG_CUSTOM, None, mid, None, {"text": text.strip()})
 
 
 def _m_url(mid: int, rest: str, body: str) -> Result:
@@ -347,7 +397,7 @@ def _m_url(mid: int, rest: str, body: str) -> Result:
         url, _, detail = rest.partition(" ")
     else:
         url, detail = rest[:cut], rest[cut + 1:]
-    return (ev.MSG_URL, None, mid, None, {"url": url, "detail": detail or None})
+    return (MSG_URL, None, mid, None, {"url": url, "detail": detail or None})
 
 
 def _m_quarantined(mid: int, rest: str, body: str) -> Result:
@@ -355,7 +405,7 @@ def _m_quarantined(mid: int, rest: str, body: str) -> Result:
     if match is None:
         return unknown("MID quarantined: unrecognised shape")
     name, via = match.groups()
-    return (ev.MSG_QUARANTINE, None, mid, None, {"name": name, "via": via, "central": False})
+    return (MSG_QUARANTINE, None, mid, None, {"name": name, "via": via, "central": False})
 
 
 def _m_enqueued(mid: int, rest: str, body: str) -> Result:
@@ -365,7 +415,7 @@ def _m_enqueued(mid: int, rest: str, body: str) -> Result:
     if match is None:
         return unknown("MID enqueued for centralized quarantine: unrecognised shape")
     name, via = match.groups()
-    return (ev.MSG_QUARANTINE, None, mid, None, {"name": name, "via": via, "central": True})
+    return (MSG_QUARANTINE, None, mid, None, {"name": name, "via": via, "central": True})
 
 
 def _m_released(mid: int, rest: str, body: str) -> Result:
@@ -373,20 +423,20 @@ def _m_released(mid: int, rest: str, body: str) -> Result:
     if match is None:
         return _info(mid, body)
     name, reason = match.groups()
-    return (ev.MSG_RELEASE, None, mid, None, {"name": name, "reason": reason})
+    return (MSG_RELEASE, None, mid, None, {"name": name, "reason": reason})
 
 
 def _m_rewritten(mid: int, rest: str, body: str) -> Result:
     match = _REWRITE.match(rest)
     if match is None:
         return unknown("MID rewritten: unrecognised shape")
-    return (ev.MSG_REWRITE, None, mid, None,
+    return (MSG_REWRITE, None, mid, None,
             {"new_mid": int(match.group(1)), "reason": match.group(2)})
 
 
 def _m_queued(mid: int, rest: str, body: str) -> Result:
     if rest.startswith("for delivery"):
-        return (ev.MSG_QUEUED, None, mid, None, {})
+        return (MSG_QUEUED, None, mid, None, {})
     return _info(mid, body)
 
 
@@ -398,7 +448,7 @@ def _m_rid(mid: int, rest: str, body: str) -> Result:
     tail = rest[close + 1:].lstrip()
     if not tail.startswith("Response"):
         return _info(mid, body)
-    return (ev.DLV_RESPONSE, None, mid, None,
+    return (DLV_RESPONSE, None, mid, None,
             {"rids": _rid_list(rest[1:close]), "response": _unquote(tail[8:].strip())})
 
 
@@ -472,14 +522,14 @@ def _new(body: str) -> Result:
         if rdns is not None:
             data["rdns"] = rdns
             data["rdns_verified"] = verified == "yes"
-        return (ev.CONN_NEW, int(icid), None, None, data)
+        return (CONN_NEW, int(icid), None, None, data)
     match = _DLV_NEW.match(body, 4)
     if match is not None:
         dcid, interface, ip, port = match.groups()
         data = {"interface": interface, "ip": ip}
         if port is not None:
             data["port"] = int(port)
-        return (ev.DLV_NEW, None, None, int(dcid), data)
+        return (DLV_NEW, None, None, int(dcid), data)
     return unknown("New line: neither SMTP ICID nor SMTP DCID")
 
 
@@ -509,34 +559,34 @@ def _icid(body: str) -> Result:
         match = _HAT.match(rest)
         if match is not None:
             group, matched, sbrs, country = match.groups()
-            return (ev.CONN_POLICY, icid, None, None, {
+            return (CONN_POLICY, icid, None, None, {
                 "action": word, "sender_group": group, "match": matched,
                 "sbrs": _float_or_none(sbrs), "country": country, "delayed": False})
         match = _HAT_NO_SBRS.match(rest)
         if match is not None:
-            return (ev.CONN_POLICY, icid, None, None, {
+            return (CONN_POLICY, icid, None, None, {
                 "action": word, "sender_group": match.group(1), "match": match.group(2),
                 "sbrs": None, "country": None, "delayed": False})
-        return (ev.CONN_POLICY, icid, None, None, {"action": word, "delayed": False})
+        return (CONN_POLICY, icid, None, None, {"action": word, "delayed": False})
     if word == "close":
-        return (ev.CONN_CLOSE, icid, None, None, {"lost": False})
+        return (CONN_CLOSE, icid, None, None, {"lost": False})
     if word == "lost":
-        return (ev.CONN_CLOSE, icid, None, None, {"lost": True})
+        return (CONN_CLOSE, icid, None, None, {"lost": True})
     if word == "TLS":
         data = _tls(rest)
         if data is not None:
-            return (ev.CONN_TLS, icid, None, None, data)
+            return (CONN_TLS, icid, None, None, data)
     elif word == "Delayed" and rest.startswith("HAT "):
         # "Delayed HAT REJECT continuing session for recipient logging (223.71.167.166)"
         action = rest[4:].split(" ", 1)[0]
-        return (ev.CONN_POLICY, icid, None, None, {
+        return (CONN_POLICY, icid, None, None, {
             "action": action, "delayed": True, "detail": rest})
     elif word == "RID":
         match = _RCPT.match(body, body.find("RID"))
         if match is not None:
             return _rcpt(icid, None, match)
     text = body.split(" ", 2)
-    return (ev.CONN_INFO, icid, None, None, {"text": text[2] if len(text) > 2 else ""})
+    return (CONN_INFO, icid, None, None, {"text": text[2] if len(text) > 2 else ""})
 
 
 _AUTH = re.compile(r"Auth: \(ICID (\d+)\) (succeeded|failed) for user: (.*?)"
@@ -548,12 +598,12 @@ def _smtp(body: str) -> Result:
     match = _AUTH.match(body, 5)
     if match is not None:
         icid, outcome, user, mechanism, profile = match.groups()
-        return (ev.CONN_AUTH, int(icid), None, None, {
+        return (CONN_AUTH, int(icid), None, None, {
             "success": outcome == "succeeded", "user": user, "mechanism": mechanism,
             "profile": profile})
     match = _AUTH_ICID.match(body, 5)
     if match is not None:
-        return (ev.CONN_INFO, int(match.group(1)), None, None, {"text": body})
+        return (CONN_INFO, int(match.group(1)), None, None, {"text": body})
     return unknown("SMTP line: not an SMTP Auth line")
 
 
@@ -606,22 +656,22 @@ def _message(body: str) -> Result:
                 headers = _headers(tail)
                 if headers is not None:
                     data["headers"] = headers
-        return (ev.DLV_DONE, None, int(mid), int(dcid), data)
+        return (DLV_DONE, None, int(mid), int(dcid), data)
     if word == "finished":
         match = _FINISHED.match(rest)
         if match is None:
             return unknown("Message finished: no MID")
-        return (ev.MSG_FINISHED, None, int(match.group(1)), None, {"outcome": match.group(2)})
+        return (MSG_FINISHED, None, int(match.group(1)), None, {"outcome": match.group(2)})
     if word == "aborted":
         match = _ABORTED.match(rest)
         if match is None:
             return unknown("Message aborted: no MID")
-        return (ev.MSG_ABORTED, None, int(match.group(1)), None, {"reason": match.group(2)})
+        return (MSG_ABORTED, None, int(match.group(1)), None, {"reason": match.group(2)})
     if word.isdigit():
         match = _PENDING.match(rest)
         if match is not None:
             mid, rids, until = match.groups()
-            return (ev.DLV_PENDING, None, int(mid), None,
+            return (DLV_PENDING, None, int(mid), None,
                     {"rids": _rid_list(rids), "until": until})
     return _system_or_unknown(body)
 
@@ -631,7 +681,7 @@ def _delivery(body: str) -> Result:
     if match is None:
         return _system_or_unknown(body)
     dcid, mid, rids, _tail = match.groups()
-    return (ev.DLV_START, None, int(mid), int(dcid), {"rids": _rid_list(rids)})
+    return (DLV_START, None, int(mid), int(dcid), {"rids": _rid_list(rids)})
 
 
 def _split_failure(tail: str) -> dict[str, Any]:
@@ -675,7 +725,7 @@ def _bounced_or_delayed(body: str) -> Result:
             data["sender"] = sender
         if recipient is not None:
             data["recipient"] = recipient
-        kind = ev.DLV_DELAYED if delayed else ev.DLV_BOUNCED
+        kind = DLV_DELAYED if delayed else DLV_BOUNCED
         return (kind, None, int(mid), None if dcid is None else int(dcid), data)
     match = _BOUNCE_LOG.match(rest)
     if match is not None:
@@ -687,7 +737,7 @@ def _bounced_or_delayed(body: str) -> Result:
         response = _BL_RESPONSE.search(tail)
         if response is not None:
             data["response"] = response.group(1)
-        return (ev.BOUNCE_LOG, None, int(mid), None, data)
+        return (BOUNCE_LOG, None, int(mid), None, data)
     return unknown("Bounced/Delayed line: unrecognised shape")
 
 
@@ -698,13 +748,13 @@ def _dcid(body: str) -> Result:
     dcid = int(parts[1])
     word = parts[2]
     if word == "close":
-        return (ev.DLV_CLOSE, None, None, dcid, {})
+        return (DLV_CLOSE, None, None, dcid, {})
     if word == "TLS":
         data = _tls(parts[3] if len(parts) > 3 else "")
         if data is not None:
-            return (ev.DLV_TLS, None, None, dcid, data)
+            return (DLV_TLS, None, None, dcid, data)
     text = body.split(" ", 2)
-    return (ev.DLV_INFO, None, None, dcid, {"text": text[2] if len(text) > 2 else ""})
+    return (DLV_INFO, None, None, dcid, {"text": text[2] if len(text) > 2 else ""})
 
 
 _CONN_ERROR_FIELDS = re.compile(r"(?:^| )(domain|IP|port|details|interface|reason): ")
@@ -725,16 +775,16 @@ def _connection(body: str) -> Result:
         key = mark.group(1).lower()
         value = tail[mark.end():end].strip()
         data[key] = int(value) if key == "port" and value.isdigit() else value
-    return (ev.DLV_ERROR, None, None, int(number), data)
+    return (DLV_ERROR, None, None, int(number), data)
 
 
 def _start(body: str) -> Result:
     parts = body.split(" ", 5)
     if len(parts) >= 5 and parts[1] == "MID" and parts[3] == "ICID" \
             and parts[2].isdigit() and parts[4].isdigit():
-        return (ev.MSG_START, int(parts[4]), int(parts[2]), None, {})
+        return (MSG_START, int(parts[4]), int(parts[2]), None, {})
     if len(parts) >= 3 and parts[1] == "MID" and parts[2].isdigit():
-        return (ev.MSG_START, None, int(parts[2]), None, {})
+        return (MSG_START, None, int(parts[2]), None, {})
     return _system_or_unknown(body)
 
 
@@ -747,7 +797,7 @@ def _isq(body: str) -> Result:
     match = _ISQ_TAG.match(body)
     if match is None:
         return _system_or_unknown(body)
-    return (ev.MSG_QUARANTINE, None, int(match.group(1)), None,
+    return (MSG_QUARANTINE, None, int(match.group(1)), None,
             {"name": "spam", "via": "ISQ tagging", "central": False})
 
 
@@ -755,12 +805,12 @@ def _rpc(body: str) -> Result:
     match = _RPC.match(body)
     if match is not None:
         rcid, mid, target = match.groups()
-        return (ev.MSG_QUARANTINE, None, int(mid), None, {
+        return (MSG_QUARANTINE, None, int(mid), None, {
             "name": "spam" if "Spam Quarantine" in target else target,
             "via": f"RPC RCID {rcid}", "central": "local" not in target, "rcid": int(rcid)})
     match = _ANY_MID.search(body)
     if match is not None:
-        return (ev.MSG_INFO, None, int(match.group(1)), None, {"text": body})
+        return (MSG_INFO, None, int(match.group(1)), None, {"text": body})
     return _system_or_unknown(body)
 
 
@@ -777,7 +827,7 @@ def _status(body: str) -> Result:
                 metrics[words[index]] = number
     if not metrics:
         return unknown("Status line without metrics")
-    return (ev.STATUS, None, None, None, {"metrics": metrics})
+    return (STATUS, None, None, None, {"metrics": metrics})
 
 
 # Scanner subscriptions (``antivirus``, ``amp``) mention MIDs in their own phrasing.
@@ -789,14 +839,14 @@ def _antivirus_log(body: str) -> Result:
     match = _AV_MID.search(body)
     if match is None:
         return _system_or_unknown(body)
-    return (ev.MSG_INFO, None, int(match.group(1)), None, {"text": body})
+    return (MSG_INFO, None, int(match.group(1)), None, {"text": body})
 
 
 def _amp_log(body: str) -> Result:
     match = _AMP_MID.search(body)
     if match is None or match.group(1) == "0":
         return _system_or_unknown(body)
-    return (ev.MSG_INFO, None, int(match.group(1)), None, {"text": body})
+    return (MSG_INFO, None, int(match.group(1)), None, {"text": body})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -829,7 +879,7 @@ _L4TM_PREFIXES: Final = ("Firewall noted", "Firewall blocked", "Address ")
 
 def _system_or_unknown(body: str) -> Result:
     if body.startswith(SYSTEM_PREFIXES):
-        return (ev.SYSTEM, None, None, None, {"text": body})
+        return (SYSTEM, None, None, None, {"text": body})
     if body.startswith(_L4TM_PREFIXES):
         return unknown("wsa l4tm log (web proxy, not ESA mail)")
     return unknown("unrecognised body")
@@ -843,7 +893,7 @@ def _time_offset(body: str) -> Result:
     match = _OFFSET.match(body)
     if match is None:
         return _system_or_unknown(body)
-    return (ev.SYSTEM, None, None, None, {"text": body, "utc_offset": int(match.group(1))})
+    return (SYSTEM, None, None, None, {"text": body, "utc_offset": int(match.group(1))})
 
 
 def _version(body: str) -> Result:
@@ -853,7 +903,7 @@ def _version(body: str) -> Result:
     data: dict[str, Any] = {"text": body, "version": match.group(1)}
     if match.group(2) is not None:
         data["serial"] = match.group(2)
-    return (ev.SYSTEM, None, None, None, data)
+    return (SYSTEM, None, None, None, data)
 
 
 FIRST_WORD: Final[dict[str, Handler]] = {

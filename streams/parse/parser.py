@@ -104,6 +104,17 @@ def _tag_like(token: str) -> bool:
         and token[0] != "<"
 
 
+def _cef_time(ext: dict[str, str], clock: Clock) -> float | None:
+    """A CEF line without a syslog header is dated by its end (or start) time, local time."""
+    for key in ("endTime", "EndTime", "end", "startTime", "StartTime", "start"):
+        value = ext.get(key)
+        if value:
+            parts = value.split()
+            if len(parts) == 5:  # "Thu Mar 18 08:04:46 2021"
+                return clock.file(" ".join(parts[1:]))
+    return None
+
+
 class Parser:
     """Parses ESA log lines. Build once, call :meth:`parse_line` or :meth:`parse_lines`.
 
@@ -127,6 +138,8 @@ class Parser:
         # header text -> (ts, host, tag, level), one cache per file clock (None: no file
         # context); syslog headers depend on the year context, so they go when it changes
         self._headers: dict[Clock | None, dict[str, Framing]] = {None: {}}
+        self._header_cache = self._headers[None]
+        self._file_clock: Clock | None = None
         self._ctx_day = -1.0
         # (receipt year, receipt month); month 0 pins the year (no inference).
         self._ctx: tuple[int, int] = (year, 0) if year is not None else (1970, 1)
@@ -148,7 +161,7 @@ class Parser:
     def parse_line(self, raw: bytes | str, received_at: float | None = None) -> Event:
         """One line -> one event; ``received_at`` (epoch seconds, default now) dates syslog."""
         try:
-            return self._parse(raw, time.time() if received_at is None else received_at, None)
+            return self._parse(raw, time.time() if received_at is None else received_at)
         except Exception as exc:  # last-resort guard: a parser bug must not stop a stream
             return self._failed(raw, exc)
 
@@ -161,11 +174,20 @@ class Parser:
         """
         now = time.time() if received_at is None else received_at
         file_clock: Clock | None = None
+        plain = self._headers[None]
         for raw in lines:
+            # The file context is parser state only while this line is parsed, so parse_line
+            # calls between two lines of this generator never see it.
+            self._file_clock = file_clock
+            if file_clock is not None:
+                self._header_cache = self._headers.setdefault(file_clock, {})
             try:
-                event = self._parse(raw, now, file_clock)
+                event = self._parse(raw, now)
             except Exception as exc:  # last-resort guard, as in parse_line
                 event = self._failed(raw, exc)
+            finally:
+                self._file_clock = None
+                self._header_cache = plain
             if event.kind == ev.SYSTEM:
                 offset = event.data.get("utc_offset")
                 if isinstance(offset, int) and -86400 < offset < 86400:
@@ -202,7 +224,7 @@ class Parser:
                 for cache in self._headers.values():
                     cache.clear()
 
-    def _header(self, header: str, file_clock: Clock | None) -> Framing | None:
+    def _header(self, header: str) -> Framing | None:
         """Time, host, tag and level of a hot-path header, cached; None if it is not one."""
         match = _SYSLOG_HEADER.fullmatch(header)
         if match is not None:
@@ -218,11 +240,11 @@ class Parser:
             if match is None:
                 return None
             stamp, level = match.groups()
-            clock = self._default_entry[1] if file_clock is None else file_clock
+            clock = self._file_clock or self._default_entry[1]
             value = (clock.file(stamp), self.default_host, None, sys.intern(level))
-        cache = self._headers.get(file_clock)
-        if cache is None or len(cache) >= _HEADER_CACHE_LIMIT:
-            cache = self._headers[file_clock] = {}
+        cache = self._header_cache
+        if len(cache) >= _HEADER_CACHE_LIMIT:
+            cache.clear()
         cache[header] = value
         return value
 
@@ -250,7 +272,7 @@ class Parser:
         except UnicodeDecodeError:
             return data.decode("utf-8", "replace").rstrip(), data, truncated
 
-    def _parse(self, raw: bytes | str, received_at: float, file_clock: Clock | None) -> Event:
+    def _parse(self, raw: bytes | str, received_at: float) -> Event:
         if received_at // 86400.0 != self._ctx_day and self.year is None:
             self._set_context(received_at)
         if type(raw) is bytes and len(raw) <= self.max_line_bytes:
@@ -270,13 +292,11 @@ class Parser:
         framing = None
         if end > 0:
             header = text[:end]
-            cache = self._headers.get(file_clock)
-            if cache is not None:
-                framing = cache.get(header)
+            framing = self._header_cache.get(header)
             if framing is None:
-                framing = self._header(header, file_clock)
+                framing = self._header(header)
         if framing is None:
-            return self._parse_general(text, keep, truncated, file_clock)
+            return self._parse_general(text, keep, truncated)
         ts, host, tag, level = framing
         body = text[end:]
         space = body.find(" ")
@@ -290,14 +310,13 @@ class Parser:
             data["reason"] = unknown_reason(body, True)
         return Event(kind, ts, host, body, tag, level, icid, mid, dcid, data, keep, truncated)
 
-    def _parse_general(self, text: str, keep: bytes | None, truncated: bool,
-                       file_clock: Clock | None) -> Event:
+    def _parse_general(self, text: str, keep: bytes | None, truncated: bool) -> Event:
         frame = self._frame(text, 0)
         host_text = frame.host
         host, clock = self._default_entry if host_text is None else self._host_entry(host_text)
         if clock.ctx is not self._ctx:
             clock.set_context(self._ctx)
-        ts = self._stamp_ts(frame.stamp, clock, file_clock)
+        ts = self._stamp_ts(frame.stamp, clock, self._file_clock)
         tag = frame.tag
         if tag is not None:
             tag = self._tags.get(tag) or self._tags.setdefault(tag, sys.intern(tag))
@@ -305,6 +324,8 @@ class Parser:
         kind, icid, mid, dcid, data = parse_body(body)
         if kind == ev.UNKNOWN and data.get("reason") == "unrecognised body":
             data["reason"] = unknown_reason(body, frame.framed)
+        elif kind == ev.CEF and ts is None:
+            ts = _cef_time(data["ext"], clock)
         return Event(kind, ts, host, body, tag, frame.level, icid, mid, dcid, data, keep,
                      truncated)
 
@@ -416,6 +437,10 @@ class Parser:
             return first, None, None, "", after
         space = after.find(" ")
         second = after if space < 0 else after[:space]
+        if second[:-1] in LEVELS and "<" not in first and ":" not in first:
+            level, body = _level(after)  # "host Level: body" (no tag)
+            if level is not None:
+                return first, None, level, body, None
         if _tag_like(second) and "<" not in first and ":" not in first:
             level, body = _level("" if space < 0 else after[space + 1:].lstrip(" "))
             return first, _clean_tag(second[:-1]), level, body, None

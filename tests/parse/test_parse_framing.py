@@ -31,6 +31,9 @@ CASES: list[tuple[str, str, str | None, str | None, float | None, str]] = [
      T_2024_03_17 - 10 * 86400, ev.MSG_QUEUED),
     (f"<38>Mar 7 18:24:37 esa1 mail_logs: Info: {BODY}", "esa1", "mail_logs", "Info",
      T_2024_03_17 - 10 * 86400, ev.MSG_QUEUED),
+    # a host but no tag
+    (f"<38>Mar 17 18:24:37 esa1 Info: {BODY}", "esa1", None, "Info", T_2024_03_17,
+     ev.MSG_QUEUED),
     # tag with a pid, no PRI, double space before the host (a collector's own format)
     (f"<38>Mar 17 18:24:37 esa1 mail_logs[123]: Info: {BODY}", "esa1", "mail_logs", "Info",
      T_2024_03_17, ev.MSG_QUEUED),
