@@ -13,6 +13,7 @@ Every record carries three headers beside the raw line:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +116,9 @@ class RawProducer:
         self._last_acked = 0
         self.produced = 0
         self.failed = 0
-        config = producer_config(settings, on_delivery=self.report, error_cb=self._error, **extra)
+        # librdkafka's own log lines go through logging (served by poll), not straight to stderr.
+        config = producer_config(settings, on_delivery=self.report, error_cb=self._error,
+                                 logger=logging.getLogger("streams.ingest.kafka"), **extra)
         if not report_success:
             config["delivery.report.only.error"] = True
         self._producer = Producer(config)

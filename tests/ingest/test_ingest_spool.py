@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.ingest.metrics import MAX_APPLIANCES, OTHER, IngestCounters
 from streams.ingest.spool import Spool, SpoolRecord, decode, encode
 
 
@@ -138,3 +139,14 @@ def test_force_goes_past_the_cap(tmp_path: Path) -> None:
     assert not spool.append(_rec(1, size=1000))
     assert spool.append(_rec(1, size=1000), force=True)
     assert spool.bytes_used > 65536
+
+
+def test_appliance_labels_are_capped() -> None:
+    """Past MAX_APPLIANCES distinct names, lines are counted under `_other`, none are lost."""
+    counters = IngestCounters()
+    for i in range(MAX_APPLIANCES + 50):
+        counters.add_in("udp", {b"esa%d" % i: [1, 10]})
+    assert len(counters.lines) == MAX_APPLIANCES + 1
+    assert counters.lines[("udp", OTHER)] == 50
+    assert counters.total_in() == MAX_APPLIANCES + 50
+    assert sum(counters.sizes.values()) == 10 * (MAX_APPLIANCES + 50)
