@@ -483,6 +483,15 @@ _MID_TABLE: Final[dict[str, MidHandler]] = {
 }
 
 
+# Verdict-like MID lines repeat word for word across messages ("using engine: CASE spam
+# negative", "queued for delivery"): their (kind, data) is memoised by the text after the MID
+# number, and each event gets its own shallow copy of the data (whose values are immutable).
+_MEMO_WORDS: Final = frozenset({"using", "interim", "antispam", "antivirus", "AMP", "Outbreak",
+                                "queued", "matched", "DKIM:", "DMARC:", "DLP"})
+_MEMO_LIMIT = 4096
+_memo: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
 def _mid(body: str) -> Result:
     parts = body.split(" ", 3)
     if len(parts) < 3:
@@ -493,10 +502,24 @@ def _mid(body: str) -> Result:
         if not number.isdigit():
             return unknown("MID line: no MID number")
     mid = int(number)
-    handler = _MID_TABLE.get(parts[2])
+    word = parts[2]
+    rest = parts[3] if len(parts) > 3 else ""
+    if word in _MEMO_WORDS:
+        key = word + " " + rest
+        hit = _memo.get(key)
+        if hit is not None:
+            return (hit[0], None, mid, None, hit[1].copy())
+        result = _MID_TABLE[word](mid, rest, body)
+        if result[0] != UNKNOWN and result[1] is None and result[3] is None and \
+                not any(isinstance(value, (list, dict)) for value in result[4].values()):
+            if len(_memo) >= _MEMO_LIMIT:
+                _memo.clear()
+            _memo[key] = (result[0], result[4].copy())
+        return result
+    handler = _MID_TABLE.get(word)
     if handler is None:
         return _info(mid, body)
-    return handler(mid, parts[3] if len(parts) > 3 else "", body)
+    return handler(mid, rest, body)
 
 
 # ---------------------------------------------------------------------------------------------

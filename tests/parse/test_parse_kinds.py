@@ -339,3 +339,25 @@ def test_kind_fields_cover_every_kind_constant() -> None:
     kinds = {value for name, value in vars(ev).items()
              if name.isupper() and isinstance(value, str) and name != "KIND_FIELDS"}
     assert kinds == set(ev.KIND_FIELDS)
+
+
+def test_repeated_verdict_lines_give_independent_events() -> None:
+    """Memoised verdict lines still carry their own MID and their own data dict."""
+    parser = Parser()
+    first = parser.parse_line(PREFIX + "MID 6 using engine: CASE spam negative", RECEIVED)
+    second = parser.parse_line(PREFIX + "MID 7 using engine: CASE spam negative", RECEIVED)
+    first.data["verdict"] = "changed by a consumer"
+    assert (second.mid, second.data["verdict"]) == (7, "negative")
+    third = parser.parse_line(PREFIX + "MID 8 using engine: CASE spam negative", RECEIVED)
+    assert third.data == {"engine": "antispam", "verdict": "negative", "interim": False,
+                          "detail": "CASE"}
+
+
+def test_repeated_policy_lines_do_not_share_rid_lists() -> None:
+    """Lists in event data are never shared between two events."""
+    parser = Parser()
+    line = PREFIX + "MID {} matched recipients [0, 2] for per-recipient policy S in the " \
+        "inbound table"
+    first = parser.parse_line(line.format(6), RECEIVED)
+    second = parser.parse_line(line.format(7), RECEIVED)
+    assert first.data["rids"] is not second.data["rids"]
