@@ -557,6 +557,16 @@ def _new(body: str) -> Result:
 
 
 def _tls(rest: str) -> dict[str, Any] | None:
+    hit = _conn_memo.get(rest)
+    if hit is not None:
+        return hit.copy()
+    data = _tls_parse(rest)
+    if data is not None:
+        _remember(rest, data)
+    return data
+
+
+def _tls_parse(rest: str) -> dict[str, Any] | None:
     if rest.startswith("success"):
         match = _TLS_OK.match(rest)
         if match is None:  # pragma: no cover - the pattern matches any "success" prefix
@@ -571,6 +581,16 @@ def _tls(rest: str) -> dict[str, Any] | None:
     return None
 
 
+# TLS and HAT policy texts repeat across connections: memoised like verdict lines.
+_conn_memo: dict[str, dict[str, Any]] = {}
+
+
+def _remember(key: str, data: dict[str, Any]) -> None:
+    if len(_conn_memo) >= _MEMO_LIMIT:
+        _conn_memo.clear()
+    _conn_memo[key] = data.copy()
+
+
 def _icid(body: str) -> Result:
     parts = body.split(" ", 3)
     if len(parts) < 3 or not parts[1].isdigit():
@@ -579,32 +599,46 @@ def _icid(body: str) -> Result:
     word = parts[2]
     rest = parts[3] if len(parts) > 3 else ""
     if word in _POLICY_ACTIONS:
-        match = _HAT.match(rest)
-        if match is not None:
-            group, matched, sbrs, country = match.groups()
-            return (CONN_POLICY, icid, None, None, {
-                "action": word, "sender_group": group, "match": matched,
-                "sbrs": _float_or_none(sbrs), "country": country, "delayed": False})
-        match = _HAT_NO_SBRS.match(rest)
-        if match is not None:
-            return (CONN_POLICY, icid, None, None, {
-                "action": word, "sender_group": match.group(1), "match": match.group(2),
-                "sbrs": None, "country": None, "delayed": False})
-        return (CONN_POLICY, icid, None, None, {"action": word, "delayed": False})
+        key = word + " " + rest
+        hit = _conn_memo.get(key)
+        if hit is not None:
+            return (CONN_POLICY, icid, None, None, hit.copy())
+        result = _policy(icid, word, rest)
+        _remember(key, result[4])
+        return result
     if word == "close":
         return (CONN_CLOSE, icid, None, None, {"lost": False})
-    if word == "lost":
-        return (CONN_CLOSE, icid, None, None, {"lost": True})
     if word == "TLS":
         data = _tls(rest)
         if data is not None:
             return (CONN_TLS, icid, None, None, data)
-    elif word == "Delayed" and rest.startswith("HAT "):
+    return _icid_other(body, icid, word, rest)
+
+
+def _policy(icid: int, word: str, rest: str) -> Result:
+    match = _HAT.match(rest)
+    if match is not None:
+        group, matched, sbrs, country = match.groups()
+        return (CONN_POLICY, icid, None, None, {
+            "action": word, "sender_group": group, "match": matched,
+            "sbrs": _float_or_none(sbrs), "country": country, "delayed": False})
+    match = _HAT_NO_SBRS.match(rest)
+    if match is not None:
+        return (CONN_POLICY, icid, None, None, {
+            "action": word, "sender_group": match.group(1), "match": match.group(2),
+            "sbrs": None, "country": None, "delayed": False})
+    return (CONN_POLICY, icid, None, None, {"action": word, "delayed": False})
+
+
+def _icid_other(body: str, icid: int, word: str, rest: str) -> Result:
+    if word == "lost":
+        return (CONN_CLOSE, icid, None, None, {"lost": True})
+    if word == "Delayed" and rest.startswith("HAT "):
         # "Delayed HAT REJECT continuing session for recipient logging (223.71.167.166)"
         action = rest[4:].split(" ", 1)[0]
         return (CONN_POLICY, icid, None, None, {
             "action": action, "delayed": True, "detail": rest})
-    elif word == "RID":
+    if word == "RID":
         match = _RCPT.match(body, body.find("RID"))
         if match is not None:
             return _rcpt(icid, None, match)
