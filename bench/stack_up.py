@@ -6,7 +6,7 @@ ports is left alone.
 - cold: an empty stack dir and an empty, throwaway Maven local repository, so Maven downloads
   everything (its dependency plugin included) from Maven Central, as on a fresh machine;
 - warm: the same stack dir again after `down` (jars resolved, launcher compiled, storage
-  formatted): the everyday case;
+  formatted): the everyday case; then `up` once more while it runs (the idempotent no-op);
 - idle RSS: of each JVM, after ``--idle`` seconds with no load, with the default heaps.
 
 Usage: .venv/bin/python bench/stack_up.py [--idle 30] [--port-base 29000] [--keep DIR]
@@ -27,9 +27,19 @@ from streams.settings import load_settings
 from streams.stack import control
 
 
-def _esatrack(env: dict[str, str], *args: str) -> float:
+def _esatrack(env: dict[str, str], *args: str, phases: list[str] | None = None) -> float:
+    """Run ``esatrack stack <args>``; its progress lines, stamped, are appended to ``phases``."""
     begin = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "streams.cli", "stack", *args], env=env, check=True)
+    with subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "stack", *args],
+        env=env, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if phases is not None:
+                phases.append(f"  {time.perf_counter() - begin:6.1f} s  {line.rstrip()}")
+    if proc.returncode != 0:
+        raise SystemExit(f"esatrack stack {' '.join(args)} failed (exit {proc.returncode})")
     return time.perf_counter() - begin
 
 
@@ -57,11 +67,14 @@ def main() -> int:
     env = {**os.environ, **{f"ESATRACK_{key.upper()}": value for key, value in overrides.items()}}
     settings = load_settings(**overrides)
     try:
-        cold = _esatrack(env, "up")
+        cold_phases: list[str] = []
+        warm_phases: list[str] = []
+        cold = _esatrack(env, "up", phases=cold_phases)
         time.sleep(args.idle)
         rss = {row.name: row.rss for row in control.status(control.services(settings))}
         down_cold = _esatrack(env, "down")
-        warm = _esatrack(env, "up")
+        warm = _esatrack(env, "up", phases=warm_phases)
+        again = _esatrack(env, "up")
         down_warm = _esatrack(env, "down")
     finally:
         subprocess.run([sys.executable, "-m", "streams.cli", "stack", "down"], env=env,
@@ -72,6 +85,7 @@ def main() -> int:
           f"{load[2]:.1f} at the end (other work on the box slows start-up)")
     print(f"esatrack stack up, cold (empty stack dir and Maven repo): {cold:6.1f} s")
     print(f"esatrack stack up, warm (jars resolved, storage formatted): {warm:6.1f} s")
+    print(f"esatrack stack up, already running:                      {again:6.1f} s")
     print(f"esatrack stack down:                                     {down_cold:6.1f} s "
           f"/ {down_warm:.1f} s")
     print(f"Maven downloads (local repository):                      {_du_mib(m2):6.0f} MiB")
@@ -82,6 +96,8 @@ def main() -> int:
         rss_text = "?" if value is None else f"{value / 2**20:.0f} MiB"
         print(f"{name:<10} jars {lib:4.0f} MiB, heap {heap}, RSS after {args.idle:g} s idle: "
               f"{rss_text}")
+    print("cold up, progress as it happened:", *cold_phases, sep="\n")
+    print("warm up, progress as it happened:", *warm_phases, sep="\n")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,12 @@ def up(settings: Settings, chosen: Sequence[Service], progress: Progress) -> Non
             checks.require_disk(stack_dir, settings.stack_min_free_gb)
             for svc in to_start:
                 checks.require_free_ports(svc.name, svc.ports)
-            commands = [(svc, svc.prepare(java, _prefixed(progress, svc.name))) for svc in to_start]
+            # Resolving, compiling and formatting are mostly waiting (downloads, JVM start-up):
+            # the services are prepared side by side.
+            with ThreadPoolExecutor(max_workers=len(to_start)) as pool:
+                commands = list(zip(to_start, pool.map(
+                    lambda svc: svc.prepare(java, _prefixed(progress, svc.name)), to_start
+                ), strict=True))
             for svc, command in commands:
                 pid = process.start(command, svc.files)
                 progress(f"{svc.name}: starting (pid {pid}, log {svc.files.log_file})")
