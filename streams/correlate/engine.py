@@ -31,6 +31,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, Final
 
 import orjson
@@ -60,6 +61,9 @@ from streams.correlate.state import (
 from streams.settings import Settings
 
 HOUR: Final = 3600.0
+_MIN_TS: Final = 0.0
+_MAX_TS: Final = 253402300800.0
+"""Log times outside [1970, 10000) are treated as absent (they cannot be dated in a record)."""
 
 _Handler = Callable[[Host, ev.Event], None]
 
@@ -131,6 +135,10 @@ class Correlator:
         if host is None:
             host = self._hosts[name] = Host(name)
         ts = event.ts
+        if ts is not None and not _MIN_TS <= ts < _MAX_TS:  # NaN, infinities, year > 9999
+            self.counts["bad_time"] += 1
+            event = replace(event, ts=None)
+            ts = None
         if ts is not None and ts > host.wm:
             host.wm = ts
             if self.track_dirty:
@@ -171,13 +179,14 @@ class Correlator:
         with ``complete: false``). The state stays; applying more lines continues from it."""
         out: list[Record] = []
         self._out = out
-        for host in self._hosts.values():
-            for conn in list(host.conns.values()):
-                if conn.flags & PENDING:
-                    self._emit(host, conn)
-            for msg in sorted(host.msgs.values(), key=lambda m: m.ident):
-                if msg.flags & PENDING:
-                    self._emit(host, msg)
+        for name in sorted(self._hosts):
+            host = self._hosts[name]
+            for icid in sorted(host.conns):
+                if host.conns[icid].flags & PENDING:
+                    self._emit(host, host.conns[icid])
+            for mid in sorted(host.msgs):
+                if host.msgs[mid].flags & PENDING:
+                    self._emit(host, host.msgs[mid])
         return out
 
     def retired_ids(self) -> list[str]:
@@ -210,7 +219,7 @@ class Correlator:
         self._dirty.clear()
         return keys
 
-    def keys(self) -> list[str]:
+    def state_keys(self) -> list[str]:
         """Every key that has state now, sorted."""
         out: list[str] = []
         for host in self._hosts.values():
@@ -640,7 +649,7 @@ class Correlator:
 
     def _on_msg_rewrite(self, host: Host, e: ev.Event) -> None:
         new = e.data.get("new_mid")
-        if e.mid is None or not isinstance(new, int):
+        if e.mid is None or type(new) is not int or new < 0:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, e.mid, new, codes=fc.M_REWRITE_TO + fc.M_REWRITE_FROM,
@@ -649,7 +658,7 @@ class Correlator:
     def _on_msg_split(self, host: Host, e: ev.Event) -> None:
         d = e.data
         new = d.get("new_mid")
-        if e.mid is None or not isinstance(new, int):
+        if e.mid is None or type(new) is not int or new < 0:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, e.mid, new, codes=fc.M_SPLIT_TO + fc.M_SPLIT_FROM,
@@ -659,7 +668,7 @@ class Correlator:
     def _on_msg_generated(self, host: Host, e: ev.Event) -> None:
         d = e.data
         parent = d.get("parent_mid")
-        if e.mid is None or not isinstance(parent, int):
+        if e.mid is None or type(parent) is not int or parent < 0:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, parent, e.mid, codes=fc.M_GEN_TO + fc.M_GEN_FROM,

@@ -110,15 +110,15 @@ def flag(value: object) -> str:
 def rid_text(rids: object) -> str:
     """A RID list as stored: ``"0,1"``; anything else (unknown) as ``""``."""
     if isinstance(rids, list | tuple):
-        return ",".join(str(r) for r in rids if isinstance(r, int))
-    if isinstance(rids, int):
+        return ",".join(str(r) for r in rids if type(r) is int and r >= 0)
+    if type(rids) is int and rids >= 0:
         return str(rids)
     return ""
 
 
 def rid_list(text: str) -> list[int]:
     """The inverse of :func:`rid_text`."""
-    return [int(part) for part in text.split(",") if part.lstrip("-").isdigit()]
+    return [int(part) for part in text.split(",") if part.isdigit() and part.isascii()]
 
 
 def decode(blob: str, base: int | None, rank: dict[str, int]) -> list[Fact]:

@@ -103,10 +103,8 @@ def _none(text: str) -> str | None:
 
 
 def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
+    """A non-negative integer field (ids, RIDs, sizes), else None."""
+    return int(text) if text.isdigit() and text.isascii() else None
 
 
 def _float(text: str) -> float | None:
@@ -477,7 +475,9 @@ def _on_ready(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 def _on_policy(fold: _Fold, ts: int | None, f: list[str]) -> None:
     fold.policy = fold.policy or _none(_field(f, 0))
-    fold.direction = _none(_field(f, 1)) or fold.direction
+    direction = _field(f, 1).lower()
+    if direction in ("inbound", "outbound"):
+        fold.direction = direction
     fold.policies.append((_field(f, 0), _field(f, 2)))
 
 
@@ -496,8 +496,10 @@ def _on_attachment(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 def _on_quarantine(fold: _Fold, ts: int | None, f: list[str]) -> None:
     name = _field(f, 0)
-    fold.quarantines.append({"name": name, "entered_at": ts, "released_at": None})
     low = name.lower()
+    if not any(q["released_at"] is None and q["name"].lower() == low
+               for q in fold.quarantines):  # ISQ tagging, then RPC delivery: one stay
+        fold.quarantines.append({"name": name, "entered_at": ts, "released_at": None})
     fold.tags.add("outbreak_quarantine" if low.startswith("outbreak") else
                   "spam_quarantine" if "spam" in low else "policy_quarantine")
     for rcpt in fold.rcpts.values():
