@@ -95,7 +95,8 @@ def _address(text: str) -> str:
 
 def _rid_list(text: str) -> list[int]:
     """``0, 1`` or ``[0, 1]`` -> ``[0, 1]``; non-numbers are skipped."""
-    return [int(part) for part in text.strip("[] ").split(",") if part.strip().isdigit()]
+    return [int(part) for part in (piece.strip() for piece in text.strip("[] ").split(","))
+            if _is_number(part)]
 
 
 def _float_or_none(text: str) -> float | None:
@@ -105,29 +106,34 @@ def _float_or_none(text: str) -> float | None:
         return None
 
 
+def _is_number(text: str) -> bool:
+    """Decimal digits that int() takes (Python refuses over 4300 digits; ids are far shorter)."""
+    return len(text) <= 18 and text.isdecimal()
+
+
 def _int_or_none(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+    return int(text) if _is_number(text) else None
 
 
 # ---------------------------------------------------------------------------------------------
 # MID lines: ``MID <n> <word> <rest>``
 # ---------------------------------------------------------------------------------------------
 
-_RCPT = re.compile(r"RID (\d+) To: ?(<[^>]*>|\S*)(?: (.*))?$")
+_RCPT = re.compile(r"RID (\d{1,18}) To: ?(<[^>]*>|\S*)(?: (.*))?$")
 _POLICY = re.compile(
     r"(?:all recipients|recipients? \[?([\d, ]*)\]?) for (?:per-recipient )?policy (.+?)"
     r"(?: in the (\w+) table)?$"
 )
-_SPLIT = re.compile(r"split creating MID (\d+)(?: due to (?:a )?(?:per-recipient )?policy (.+?)"
-                    r"(?: in the (\w+) table)?)?$")
-_GEN_BASED = re.compile(r"based on MID (\d+)(?: by (.*))?$")
-_GEN_BOUNCE = re.compile(r"for bounce of MID (\d+)(.*)$")
+_SPLIT = re.compile(r"split creating MID (\d{1,18})"
+                    r"(?: due to (?:a )?(?:per-recipient )?policy (.+?)(?: in the (\w+) table)?)?$")
+_GEN_BASED = re.compile(r"based on MID (\d{1,18})(?: by (.*))?$")
+_GEN_BOUNCE = re.compile(r"for bounce of MID (\d{1,18})(.*)$")
 _TOO_BIG = re.compile(r"too big \(([^)]*)\) for scanning by (.+?)\.?$")
-_REWRITE = re.compile(r"to (?:MID )?(\d+)(?: by (.*))?$")
+_REWRITE = re.compile(r"to (?:MID )?(\d{1,18})(?: by (.*))?$")
 _QUARANTINE = re.compile(r'(?:for transfer )?to (?:centralized quarantine |quarantine )?"([^"]*)"'
                          r"(?: \((.*)\))?")
 _RELEASE = re.compile(r'from (?:the )?(?:quarantine|quarantines)(?: "([^"]*)")?(?: \((.*)\))?')
-_DLP = re.compile(r"violation\. Severity: (\w+)(?: \(Risk Factor: (\d+)\))?\.?"
+_DLP = re.compile(r"violation\. Severity: (\w+)(?: \(Risk Factor: (\d{1,18})\))?\.?"
                   r"(?: DLP policy match: '(.*)')?")
 _SPF = re.compile(r"(\w+) identity (\S*) (\w+)(?: (.*))?$")
 _DMARC_VERDICT = re.compile(r"DMARC (\w+)")
@@ -179,7 +185,7 @@ def _m_icid(mid: int, rest: str, body: str) -> Result:
         return (MSG_FROM, icid, mid, None, {"sender": _address(tail[5:])})
     # "RID 0 To: <b@example.org>[ Rejected by RAT]": string operations, no regex
     parts = tail.split(" ", 3)
-    if len(parts) == 4 and parts[0] == "RID" and parts[2] == "To:" and parts[1].isdigit():
+    if len(parts) == 4 and parts[0] == "RID" and parts[2] == "To:" and _is_number(parts[1]):
         address = parts[3]
         close = address.find(">") if address[:1] == "<" else -1
         if close > 0 and close == len(address) - 1:
@@ -215,7 +221,7 @@ def _m_subject(mid: int, rest: str, body: str) -> Result:
 
 def _m_ready(mid: int, rest: str, body: str) -> Result:
     size, _sep, sender = rest.partition(" bytes")
-    if not size.isdigit():
+    if not _is_number(size):
         return unknown("MID ready line: no size")
     data: dict[str, Any] = {"size": int(size)}
     if sender.startswith(" from "):
@@ -497,9 +503,9 @@ def _mid(body: str) -> Result:
     if len(parts) < 3:
         return unknown("MID line without text")
     number = parts[1]
-    if not number.isdigit():
+    if not _is_number(number):
         number = number.rstrip(",:")  # "MID 256, Message Scanning Problem: ..."
-        if not number.isdigit():
+        if not _is_number(number):
             return unknown("MID line: no MID number")
     mid = int(number)
     word = parts[2]
@@ -527,10 +533,10 @@ def _mid(body: str) -> Result:
 # ---------------------------------------------------------------------------------------------
 
 _CONN_NEW = re.compile(
-    r"SMTP ICID (\d+) interface (.*?) \(([^)]*)\) address (\S+)"
+    r"SMTP ICID (\d{1,18}) interface (.*?) \(([^)]*)\) address (\S+)"
     r"(?: reverse dns host (\S*) verified (\w+))?"
 )
-_DLV_NEW = re.compile(r"SMTP DCID (\d+) interface (\S+) address (\S+)(?: port (\d+))?")
+_DLV_NEW = re.compile(r"SMTP DCID (\d{1,18}) interface (\S+) address (\S+)(?: port (\d{1,18}))?")
 _HAT = re.compile(r"SG (\S+) match (.*?) SBRS (.*?)(?: country (.*))?$")
 _HAT_NO_SBRS = re.compile(r"SG (\S+) match (.*)$")
 _TLS_OK = re.compile(r"success(?: protocol (\S+))?(?: cipher (\S+))?(?: for (\S+))?")
@@ -593,7 +599,7 @@ def _remember(key: str, data: dict[str, Any]) -> None:
 
 def _icid(body: str) -> Result:
     parts = body.split(" ", 3)
-    if len(parts) < 3 or not parts[1].isdigit():
+    if len(parts) < 3 or not _is_number(parts[1]):
         return unknown("ICID line: no ICID number")
     icid = int(parts[1])
     word = parts[2]
@@ -646,9 +652,9 @@ def _icid_other(body: str, icid: int, word: str, rest: str) -> Result:
     return (CONN_INFO, icid, None, None, {"text": text[2] if len(text) > 2 else ""})
 
 
-_AUTH = re.compile(r"Auth: \(ICID (\d+)\) (succeeded|failed) for user: (.*?)"
+_AUTH = re.compile(r"Auth: \(ICID (\d{1,18})\) (succeeded|failed) for user: (.*?)"
                    r"(?: using AUTH mechanism: (\S+))?(?: with profile: (.*))?$")
-_AUTH_ICID = re.compile(r"Auth: \(ICID (\d+)\) ?(.*)$")
+_AUTH_ICID = re.compile(r"Auth: \(ICID (\d{1,18})\) ?(.*)$")
 
 
 def _smtp(body: str) -> Result:
@@ -668,14 +674,14 @@ def _smtp(body: str) -> Result:
 # Message / delivery lines
 # ---------------------------------------------------------------------------------------------
 
-_FINISHED = re.compile(r"finished MID (\d+)(?: (.*))?$")
-_ABORTED = re.compile(r"aborted MID (\d+)(?: (.*))?$")
-_DONE = re.compile(r"done DCID (\d+) MID (\d+) to RID \[([\d, ]*)\]\s*(.*)$")
-_PENDING = re.compile(r"(\d+) to RID \[([\d, ]*)\] pending till (.*)$")
-_DLV_START = re.compile(r"start DCID (\d+) MID (\d+) to RID \[([\d, ]*)\](.*)$")
-_DLV_FAIL = re.compile(r"(?:DCID (\d+) )?MID (\d+)(?: From: ?<([^>]*)>)?(?: To: ?<([^>]*)>)?"
-                       r"(?: to)? RID \[?([\d, ]*)\]?(.*)$")
-_BOUNCE_LOG = re.compile(r"(\d+):(\d+)(?: From: ?<([^>]*)>)?(?: To: ?<([^>]*)>)?(.*)$")
+_FINISHED = re.compile(r"finished MID (\d{1,18})(?: (.*))?$")
+_ABORTED = re.compile(r"aborted MID (\d{1,18})(?: (.*))?$")
+_DONE = re.compile(r"done DCID (\d{1,18}) MID (\d{1,18}) to RID \[([\d, ]*)\]\s*(.*)$")
+_PENDING = re.compile(r"(\d{1,18}) to RID \[([\d, ]*)\] pending till (.*)$")
+_DLV_START = re.compile(r"start DCID (\d{1,18}) MID (\d{1,18}) to RID \[([\d, ]*)\](.*)$")
+_DLV_FAIL = re.compile(r"(?:DCID (\d{1,18}) )?MID (\d{1,18})(?: From: ?<([^>]*)>)?"
+                       r"(?: To: ?<([^>]*)>)?(?: to)? RID \[?([\d, ]*)\]?(.*)$")
+_BOUNCE_LOG = re.compile(r"(\d{1,18}):(\d{1,18})(?: From: ?<([^>]*)>)?(?: To: ?<([^>]*)>)?(.*)$")
 _BL_REASON = re.compile(r'Reason: ?"((?:[^"\\]|\\.)*)"')
 _BL_RESPONSE = re.compile(r'Response: ?"(.*?)"(?= Headers:| Message:|$)')
 
@@ -724,7 +730,7 @@ def _message(body: str) -> Result:
         if match is None:
             return unknown("Message aborted: no MID")
         return (MSG_ABORTED, None, int(match.group(1)), None, {"reason": match.group(2)})
-    if word.isdigit():
+    if word.isdecimal():
         match = _PENDING.match(rest)
         if match is not None:
             mid, rids, until = match.groups()
@@ -800,7 +806,7 @@ def _bounced_or_delayed(body: str) -> Result:
 
 def _dcid(body: str) -> Result:
     parts = body.split(" ", 3)
-    if len(parts) < 3 or not parts[1].isdigit():
+    if len(parts) < 3 or not _is_number(parts[1]):
         return unknown("DCID line: no DCID number")
     dcid = int(parts[1])
     word = parts[2]
@@ -823,7 +829,7 @@ def _connection(body: str) -> Result:
         return _system_or_unknown(body)
     rest = body[23:]
     number, _, tail = rest.partition(" ")
-    if not number.isdigit():
+    if not _is_number(number):
         return unknown("Connection Error line: no DCID number")
     data: dict[str, Any] = {"text": tail}
     marks = list(_CONN_ERROR_FIELDS.finditer(tail))
@@ -831,23 +837,23 @@ def _connection(body: str) -> Result:
         end = marks[index + 1].start() if index + 1 < len(marks) else len(tail)
         key = mark.group(1).lower()
         value = tail[mark.end():end].strip()
-        data[key] = int(value) if key == "port" and value.isdigit() else value
+        data[key] = int(value) if key == "port" and _is_number(value) else value
     return (DLV_ERROR, None, None, int(number), data)
 
 
 def _start(body: str) -> Result:
     parts = body.split(" ", 5)
     if len(parts) >= 5 and parts[1] == "MID" and parts[3] == "ICID" \
-            and parts[2].isdigit() and parts[4].isdigit():
+            and _is_number(parts[2]) and _is_number(parts[4]):
         return (MSG_START, int(parts[4]), int(parts[2]), None, {})
-    if len(parts) >= 3 and parts[1] == "MID" and parts[2].isdigit():
+    if len(parts) >= 3 and parts[1] == "MID" and _is_number(parts[2]):
         return (MSG_START, None, int(parts[2]), None, {})
     return _system_or_unknown(body)
 
 
-_ISQ_TAG = re.compile(r"ISQ: Tagging MID (\d+) for quarantine")
-_RPC = re.compile(r"RPC Delivery start RCID (\d+) MID (\d+) to (.*)$")
-_ANY_MID = re.compile(r"\bMID (\d+)\b")
+_ISQ_TAG = re.compile(r"ISQ: Tagging MID (\d{1,18}) for quarantine")
+_RPC = re.compile(r"RPC Delivery start RCID (\d{1,18}) MID (\d{1,18}) to (.*)$")
+_ANY_MID = re.compile(r"\bMID (\d{1,18})\b")
 
 
 def _isq(body: str) -> Result:
@@ -876,7 +882,7 @@ def _status(body: str) -> Result:
     metrics: dict[str, int | float] = {}
     for index in range(0, len(words) - 1, 2):
         value = words[index + 1]
-        if value.isdigit():
+        if _is_number(value):
             metrics[words[index]] = int(value)
         else:
             number = _float_or_none(value)
@@ -888,8 +894,8 @@ def _status(body: str) -> Result:
 
 
 # Scanner subscriptions (``antivirus``, ``amp``) mention MIDs in their own phrasing.
-_AV_MID = re.compile(r"antivirus - MID (\d+)")
-_AMP_MID = re.compile(r"\bMID = (\d+)")
+_AV_MID = re.compile(r"antivirus - MID (\d{1,18})")
+_AMP_MID = re.compile(r"\bMID = (\d{1,18})")
 
 
 def _antivirus_log(body: str) -> Result:
@@ -942,7 +948,7 @@ def _system_or_unknown(body: str) -> Result:
     return unknown("unrecognised body")
 
 
-_OFFSET = re.compile(r"Time offset from UTC: (-?\d+) seconds")
+_OFFSET = re.compile(r"Time offset from UTC: (-?\d{1,9}) seconds")
 _VERSION = re.compile(r"Version: (\S+)(?: SN: (\S+))?")
 
 

@@ -76,7 +76,7 @@ def parse_extension(text: str) -> dict[str, str]:
 
 def _id(ext: dict[str, str], key: str) -> int | None:
     value = ext.get(key)
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and len(value) <= 18 and value.isdecimal() else None
 
 
 def parse_cef(body: str) -> tuple[str, int | None, int | None, int | None, dict[str, Any]]:

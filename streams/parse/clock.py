@@ -100,7 +100,7 @@ class Clock:
     def syslog_parts(self, mon: str, day: str, hms: str, year: str | None) -> float | None:
         """A syslog stamp from its parts; ``year`` when the relay added one."""
         month = MONTHS.get(mon)
-        if month is None or not day.isdigit() or len(hms) < 8:
+        if month is None or not day.isdecimal() or len(hms) < 8:
             return None
         try:
             hour, minute, second = int(hms[0:2]), int(hms[3:5]), int(hms[6:8])
@@ -119,7 +119,7 @@ class Clock:
         if cached is not None:
             return cached
         parts = stamp.split()
-        if len(parts) != 4 or not parts[3].isdigit():
+        if len(parts) != 4 or not parts[3].isdecimal():
             return None
         value = self.syslog_parts(parts[0], parts[1], parts[2], parts[3])
         if value is not None:

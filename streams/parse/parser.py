@@ -365,7 +365,7 @@ class Parser:
             if match is not None and match.group(1) in MONTHS:
                 mon, day, hms, year = match.groups()
                 return _Stamp("syslog", mon, day, hms, year), match.end()
-        elif first.isdigit():
+        elif first.isdecimal():
             match = _T_ISO.match(text, pos)
             if match is not None:
                 return _Stamp("iso", iso=match.group(1)), match.end()
