@@ -131,3 +131,16 @@ def test_rfc5424_offset_is_respected_over_configuration() -> None:
     event = Parser(timezone="Asia/Bangkok").parse_line(
         "<166>1 2024-03-17T18:24:37-05:00 esa1 mail_logs - - - Info: MID 6 queued for delivery")
     assert event.ts == utc(2024, 3, 17, 23, 24, 37)
+
+
+def test_from_settings_uses_host_zone_and_default_host() -> None:
+    """Parser.from_settings takes the default host and the zones from the settings object."""
+    from streams.settings import load_settings  # noqa: PLC0415 - only this test needs it
+
+    settings = load_settings(default_host="esa-file", timezone="Asia/Bangkok",
+                             host_timezones={"esa1": "UTC"})
+    parser = Parser.from_settings(settings, year=2024)
+    file_line = parser.parse_line("Sun Mar 17 18:24:37 2024 Info: MID 6 queued for delivery")
+    esa1 = parser.parse_line(LINE.format(stamp="Mar 17 18:24:37"))
+    assert (file_line.host, file_line.ts) == ("esa-file", utc(2024, 3, 17, 11, 24, 37))
+    assert (esa1.host, esa1.ts) == ("esa1", utc(2024, 3, 17, 18, 24, 37))
