@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,12 +61,9 @@ def up(settings: Settings, chosen: Sequence[Service], progress: Progress) -> Non
             checks.require_disk(stack_dir, settings.stack_min_free_gb)
             for svc in to_start:
                 checks.require_free_ports(svc.name, svc.ports)
-            # Resolving, compiling and formatting are mostly waiting (downloads, JVM start-up):
-            # the services are prepared side by side.
-            with ThreadPoolExecutor(max_workers=len(to_start)) as pool:
-                commands = list(zip(to_start, pool.map(
-                    lambda svc: svc.prepare(java, _prefixed(progress, svc.name)), to_start
-                ), strict=True))
+            # One after the other: Maven 3.8 does not lock its local repository, and two
+            # resolutions share artifacts (the dependency plugin and its own dependencies).
+            commands = [(svc, svc.prepare(java, _prefixed(progress, svc.name))) for svc in to_start]
             for svc, command in commands:
                 pid = process.start(command, svc.files)
                 progress(f"{svc.name}: starting (pid {pid}, log {svc.files.log_file})")
