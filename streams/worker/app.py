@@ -53,7 +53,7 @@ from rocksdict import WriteBatch
 from streams.errors import ConfigError
 from streams.settings import Settings
 from streams.worker.metrics import HealthServer, Readiness, WorkerMetrics, health_app
-from streams.worker.processor import Output, RawLine
+from streams.worker.processor import Output, RawLine, split_value
 from streams.worker.topics import TABLE_NAME, changelog_topic
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,11 @@ class Pipeline:
                 lines = by_partition[msg.partition] = []
             ts = msg.timestamp
             oldest = min(oldest, ts)
-            lines.append(RawLine(msg.key, msg.value, ts, msg.offset))
+            value = msg.value
+            if value and b"\n" in value:  # a shipper that batches: LF-separated lines
+                lines.extend(split_value(msg.key, value, ts, msg.offset))
+            else:
+                lines.append(RawLine(msg.key, value, ts, msg.offset))
         async with self.lock:
             for partition, lines in by_partition.items():
                 out = self.processor(partition).process(lines)

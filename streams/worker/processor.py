@@ -56,6 +56,13 @@ class Output:
     """Lines the parser did not understand (each one is also a dead letter)."""
 
 
+def split_value(key: bytes | None, value: bytes, timestamp: float, offset: int) -> list[RawLine]:
+    """The lines of a value that holds several, LF-separated (CR before LF and empty lines
+    dropped); one line per value is the usual case and needs no call."""
+    return [RawLine(key, part.removesuffix(b"\r"), timestamp, offset)
+            for part in value.split(b"\n") if part and part != b"\r"]
+
+
 _MAX_PARSERS = 1000
 """Line readers kept per partition (one per appliance key); beyond it, garbage keys share one."""
 

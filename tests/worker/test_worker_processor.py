@@ -11,7 +11,13 @@ import pytest
 
 from streams.settings import Settings, load_settings
 from streams.worker.codec import dead_letter_line
-from streams.worker.processor import CONTEXT_PREFIX, Output, PartitionProcessor, RawLine
+from streams.worker.processor import (
+    CONTEXT_PREFIX,
+    Output,
+    PartitionProcessor,
+    RawLine,
+    split_value,
+)
 from tests.worker.worker_helpers import (
     keyed_lines,
     offline_records,
@@ -213,3 +219,20 @@ def test_file_context_is_saved_in_the_table() -> None:
     processor = PartitionProcessor(settings(), 0, clock=FakeClock())
     out = processor.process(raw_lines([(b"esa-file", FILE_LINES[0])]))
     assert out.state[CONTEXT_PREFIX + b"esa-file"] == FILE_LINES[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "lines"),
+    [
+        (b"one\ntwo", [b"one", b"two"]),
+        (b"one\r\ntwo\r\n", [b"one", b"two"]),
+        (b"one\n\n\ntwo\n", [b"one", b"two"]),
+        (b"\n", []),
+    ],
+)
+def test_a_value_with_several_lines_is_read_as_those_lines(value: bytes,
+                                                           lines: list[bytes]) -> None:
+    """A batching shipper's LF-separated value becomes its lines, key and offset kept."""
+    got = split_value(b"esa1", value, NOW, 42)
+    assert [line.value for line in got] == lines
+    assert all((line.key, line.offset, line.timestamp) == (b"esa1", 42, NOW) for line in got)
