@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import random
 import statistics
 import sys
@@ -199,9 +200,10 @@ def load(client: OpenSearch, gen: Generator, chunk: int) -> float:
 class BackgroundIndexer(threading.Thread):
     """Keeps bulk-indexing new records (into the last day) until stopped; counts them."""
 
-    def __init__(self, client: OpenSearch, gen: Generator, chunk: int) -> None:
+    def __init__(self, client: OpenSearch, gen: Generator, chunk: int, rate: float) -> None:
         super().__init__(daemon=True)
         self.client, self.gen, self.chunk = client, gen, chunk
+        self.interval = chunk / rate if rate > 0 else 0.0
         self.stop = threading.Event()
         self.indexed = 0
         self.error: BaseException | None = None
@@ -209,11 +211,15 @@ class BackgroundIndexer(threading.Thread):
     def run(self) -> None:
         last_day = START + timedelta(days=self.gen.days)
         try:
+            due = time.perf_counter()
             while not self.stop.is_set():
                 records = [self.gen.record(last_day + timedelta(seconds=self.gen.rng.randrange(
                     86_000))) for _ in range(self.chunk)]
                 bulk(self.client, records)
                 self.indexed += len(records)
+                due += self.interval  # paced: one bulk per interval, no catching up in bursts
+                self.stop.wait(max(0.0, due - time.perf_counter()))
+                due = max(due, time.perf_counter() - self.interval)
         except BaseException as exc:  # reported by the main thread after join
             self.error = exc
 
@@ -267,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=2_000, help="bulk size while loading")
     parser.add_argument("--live-chunk", type=int, default=500,
                         help="bulk size of the background indexer")
+    parser.add_argument("--live-rate", type=float, default=0,
+                        help="records/s the background indexer aims at (0: as fast as it can)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep an already loaded set of this size, and keep it afterwards")
     args = parser.parse_args(argv)
@@ -298,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     for warm in (by_mid[:20], by_message_id[:20], by_sender[:20]):
         timed(client, warm)
 
-    indexer = BackgroundIndexer(make_client(load_settings(), timeout=600), gen, args.live_chunk)
+    indexer = BackgroundIndexer(make_client(load_settings(), timeout=600), gen, args.live_chunk,
+                                args.live_rate)
     indexer.start()
     time.sleep(2)  # let indexing reach its pace before measuring
     measured_from = time.perf_counter()
@@ -319,8 +328,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{stats['store']['size_in_bytes'] / 2**30:.2f} GiB)")
     if load_rate is not None:
         print(f"bulk load: {load_rate:,.0f} records/s (one client thread, chunk {args.chunk})")
-    print(f"background indexing during measurement: {indexer.indexed:,} records in "
+    aim = f"aiming at {args.live_rate:,.0f}/s" if args.live_rate > 0 else "unthrottled"
+    print(f"background indexing during measurement ({aim}): {indexer.indexed:,} records in "
           f"{seconds:.1f} s = {indexer.indexed / seconds:,.0f} records/s, refresh 1 s")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} (1 min), "
+          f"{os.cpu_count()} CPUs")
     for name, (page, took, streamed, hits) in results.items():
         print(f"{name:14} first page (wall)      {percentiles(page)}")
         print(f"{'':14} server took            {percentiles(took)}")

@@ -1,4 +1,4 @@
-"""Stream every hit of a query with a point in time (PIT) and ``search_after``: no result cap,
+"""Stream every hit of a query with ``search_after`` and a point in time (PIT): no result cap,
 a consistent view while indexing goes on, and the PIT is closed at the end, even on error or
 when the consumer stops early (close the generator, e.g. with :func:`contextlib.closing`)."""
 
@@ -33,21 +33,32 @@ def stream_hits(
 ) -> Generator[dict[str, Any], None, None]:
     """Yield the ``_source`` of every hit of ``query`` on ``index`` in ``sort`` order.
 
+    The first page is a plain search: most tracking searches (a MID, a Message-ID) fit in it,
+    and then no PIT is needed. A full first page continues from its last sort key in a PIT, so
+    later pages see one consistent view; every record comes out at most once, in order.
     ``on_page(total_so_far)`` is called after each page (for progress on stderr)."""
+    body: dict[str, Any] = {"size": page_size, "query": query, "sort": sort,
+                            "track_total_hits": False}
+    hits = _call(partial(client.search, index=index, body=body), index)["hits"]["hits"]
+    for hit in hits:
+        yield hit["_source"]
+    seen = len(hits)
+    if on_page is not None and hits:
+        on_page(seen)
+    if len(hits) < page_size:
+        return
+    search_after: list[Any] = hits[-1]["sort"]
     pit_id = _open_pit(client, index, keep_alive)
     try:
-        search_after: list[Any] | None = None
-        seen = 0
         while True:
-            body: dict[str, Any] = {
+            body = {
                 "size": page_size,
                 "query": query,
                 "sort": sort,
                 "pit": {"id": pit_id, "keep_alive": keep_alive},
                 "track_total_hits": False,
+                "search_after": search_after,
             }
-            if search_after is not None:
-                body["search_after"] = search_after
             response = _call(partial(client.search, body=body), index)
             pit_id = response.get("pit_id") or pit_id
             hits = response["hits"]["hits"]

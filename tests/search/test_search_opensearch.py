@@ -246,7 +246,6 @@ def test_streaming_returns_every_match_in_order(
                 "started_at": 1_710_669_600_000 + (n // 3) * 1000} for n in range(total)]
     index = seeded_index("messages", records)
     criteria = Criteria(sender=TextMatch(Op.IS, "bulk@sender.example"))
-    pits_before = {p["pit_id"] for p in os_client.get_all_pits().get("pits", [])}
     hits = stream_hits(os_client, index, build_query(criteria), build_sort(), page_size=1000)
     got = [hit["id"] for hit in hits]
     expected = [r["id"] for r in records if r["sender"] == "bulk@sender.example"]
@@ -254,24 +253,51 @@ def test_streaming_returns_every_match_in_order(
     assert got == expected
     newest = stream_hits(os_client, index, build_query(criteria), build_sort(newest_first=True))
     assert [hit["id"] for hit in newest] == expected[::-1]
-    pits_after = {p["pit_id"] for p in os_client.get_all_pits().get("pits", [])}
-    assert pits_after <= pits_before, "the point in time was left open"
+    assert pit_stats(os_client, index) == (2, 0), "one PIT per search, closed at the end"
+
+
+def pit_stats(client: OpenSearch, index: str) -> tuple[int, int]:
+    """(PITs closed so far, PITs open now) on ``index``: a unique index, so only this test's."""
+    stats = client.indices.stats(index=index, metric="search")["_all"]["primaries"]["search"]
+    return int(stats["point_in_time_total"]), int(stats["point_in_time_current"])
 
 
 def test_pit_closed_on_error_and_on_early_stop(os_client: OpenSearch, messages: str) -> None:
-    """The PIT is closed when the search fails and when the consumer stops early."""
-    def open_pits() -> set[str]:
-        return {p["pit_id"] for p in os_client.get_all_pits().get("pits", [])}
-
-    before = open_pits()
-    bad = {"term": {"client.ip": "not-an-ip"}}  # accepted by PIT creation, refused by search
+    """Past the first page a PIT is open; it is closed when the consumer fails or stops early,
+    and a refused search raises a clear error."""
+    bad = {"term": {"client.ip": "not-an-ip"}}
     with pytest.raises(SearchFailed, match="refused"):
         list(stream_hits(os_client, messages, bad, build_sort()))
-    assert open_pits() <= before
+
+    class OutputBroke(Exception):
+        pass
+
+    with pytest.raises(OutputBroke):  # e.g. the disk filled while writing the CSV
+        hits = stream_hits(os_client, messages, {"match_all": {}}, build_sort(), page_size=2)
+        with closing(hits):
+            for n, _hit in enumerate(hits):
+                if n == 2:  # the second page came from a PIT
+                    assert pit_stats(os_client, messages) == (0, 1)
+                    raise OutputBroke
+    assert pit_stats(os_client, messages) == (1, 0)
+
     hits = stream_hits(os_client, messages, {"match_all": {}}, build_sort(), page_size=2)
     with closing(hits):
-        assert next(hits)["id"]
-    assert open_pits() <= before
+        assert len([next(hits) for _ in range(3)]) == 3
+        assert pit_stats(os_client, messages) == (1, 1)
+    assert pit_stats(os_client, messages) == (2, 0)
+
+
+def test_small_results_need_no_pit(os_client: OpenSearch, messages: str) -> None:
+    """A result that fits in the first page is answered without opening a PIT; a larger one
+    opens exactly one and closes it."""
+    hits = stream_hits(os_client, messages, build_query(Criteria(mid=101)), build_sort(),
+                       page_size=10)
+    assert len(list(hits)) == 2
+    assert pit_stats(os_client, messages) == (0, 0)
+    assert len(list(stream_hits(os_client, messages, {"match_all": {}}, build_sort(),
+                                page_size=10))) == len(SEED)
+    assert pit_stats(os_client, messages) == (1, 0)
 
 
 def test_missing_index_says_what_to_do(os_client: OpenSearch) -> None:
