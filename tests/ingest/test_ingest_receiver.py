@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -27,6 +28,14 @@ def _lines(tag: str, host: str | None, n: int) -> list[bytes]:
 def _send_stream(sock: socket.socket, payload: bytes) -> None:
     for start in range(0, len(payload), 777):  # odd-sized writes: frames straddle reads
         sock.sendall(payload[start:start + 777])
+
+
+def _close_tls(sock: ssl.SSLSocket) -> None:
+    """End TLS with close_notify both ways, as a well-behaved sender does. Closing with unread
+    bytes from the server (TLS 1.3 session tickets) would make the kernel send RST, and an RST
+    discards what the server has not read yet: data lost before any program could see it."""
+    sock.settimeout(10)
+    sock.unwrap()
 
 
 def test_every_transport_arrives_unchanged_and_keyed(
@@ -63,6 +72,7 @@ def test_every_transport_arrives_unchanged_and_keyed(
         with socket.create_connection(("127.0.0.1", rx.tls)) as raw, \
                 context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
             _send_stream(sock, b"".join(line + b"\r\n" for line in tls_lines))
+            _close_tls(sock)
 
         expected = {
             **dict.fromkeys(udp[:150], (b"esa-udp", b"udp")),
@@ -117,6 +127,47 @@ def test_overlong_lines_are_dropped_and_counted(
         assert [r.value for r in records] == good
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
         assert b'esatrack_ingest_dropped_total{reason="overlong"} 1.0' in metrics
+    finally:
+        rx.stop()
+        rx.kill()
+
+
+def test_tls_client_certificates_when_a_client_ca_is_set(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """With ESATRACK_RECEIVER_TLS_CLIENT_CA set, a peer without a certificate signed by that CA
+    is refused and sends nothing; a peer with one gets its lines published."""
+    topic = new_topic()
+    server_dir, client_dir = tmp_path / "server", tmp_path / "client"
+    server_dir.mkdir()
+    client_dir.mkdir()
+    cert, key = make_cert(server_dir)
+    client_cert, client_key = make_cert(client_dir)
+    rx = ReceiverProcess(
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1",
+         "ESATRACK_RECEIVER_TLS_CLIENT_CA": str(client_cert)},
+        ["--topic", topic, "--udp-port", "0", "--tcp-port", "0", "--tls-port", str(free_port()),
+         "--tls-cert", str(cert), "--tls-key", str(key), "--spool-dir", str(tmp_path / "spool"),
+         "--metrics-port", "0"])
+    try:
+        refused = b"<22>Nov 19 09:16:38 esa-anon mail_logs: Info: no certificate"
+        accepted = b"<22>Nov 19 09:16:38 esa-mtls mail_logs: Info: with certificate"
+        anonymous = ssl.create_default_context(cafile=str(cert))
+        # Refused at the handshake (TLS 1.2) or just after it (TLS 1.3: the server's alert or
+        # close comes with the next read): either way the line must never reach Kafka.
+        with contextlib.suppress(ssl.SSLError, ConnectionError), \
+                socket.create_connection(("127.0.0.1", rx.tls), timeout=10) as raw, \
+                anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(refused + b"\n")
+            assert sock.recv(1) == b""
+        mutual = ssl.create_default_context(cafile=str(cert))
+        mutual.load_cert_chain(str(client_cert), str(client_key))
+        with socket.create_connection(("127.0.0.1", rx.tls)) as raw, \
+                mutual.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            sock.sendall(accepted + b"\n")
+            _close_tls(sock)
+        records = read_topic(kafka_bootstrap, topic, 1, settle=2.0)
+        assert [(r.key, r.value) for r in records] == [(b"esa-mtls", accepted)]
     finally:
         rx.stop()
         rx.kill()
