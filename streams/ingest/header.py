@@ -26,7 +26,7 @@ _HOST_RE = re.compile(rb"[A-Za-z0-9][A-Za-z0-9._:%-]{0,254}")
 # The common shape, ``<PRI>Mmm dd hh:mm:ss HOST TAG:`` (or ``TAG[pid]``), in one regex: the
 # fast path. Anything it does not match goes to the general reader below, which agrees with it
 # on every line it does match (a property test checks this).
-_FAST = re.compile(
+appliance_fast = re.compile(
     rb"<\d{1,3}>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d\d:\d\d:\d\d "
     rb"(?!\d{4} )([A-Za-z0-9](?:[A-Za-z0-9._:%-]{0,253}[A-Za-z0-9._%-])?) [A-Za-z_][^\s:\[<]*[:\[]"
 ).match
@@ -92,12 +92,13 @@ def _read(head: bytes, depth: int) -> bytes | None:
 
 def appliance(line: bytes) -> bytes | None:
     """The appliance (syslog host) named by the line's header, or None if it names none."""
-    found = _FAST(line)
+    found = appliance_fast(line)
     if found is not None:
         return found.group(1)
     return _read(line[:_HEAD_BYTES], 0)
 
 
 def appliance_slow(line: bytes) -> bytes | None:
-    """:func:`appliance` without the fast path (for tests that hold the two to agreement)."""
+    """:func:`appliance` without the fast path: the general reader, for lines
+    :data:`appliance_fast` (the regex's ``match``; the host is group 1) does not match."""
     return _read(line[:_HEAD_BYTES], 0)

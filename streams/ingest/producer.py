@@ -123,6 +123,9 @@ class RawProducer:
             config["delivery.report.only.error"] = True
         self._producer = Producer(config)
         self._produce = self._producer.produce
+        self.raw_produce = self._producer.produce
+        """librdkafka's ``produce`` itself, for hot loops; the caller adds to :attr:`produced`
+        and handles ``BufferError``."""
 
     @property
     def delivered(self) -> int:

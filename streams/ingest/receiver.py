@@ -35,7 +35,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message
 
 from streams.ingest.framing import FrameDecoder, strip_trailer
-from streams.ingest.header import appliance
+from streams.ingest.header import appliance_fast, appliance_slow
 from streams.ingest.metrics import IngestCounters
 from streams.ingest.producer import BrokerState, RawProducer, headers_for
 from streams.ingest.spool import Segment, Spool, SpoolRecord
@@ -206,34 +206,57 @@ class Receiver:
     # --- hot path ------------------------------------------------------------------------
     def ingest(self, lines: list[bytes], fallback: bytes, peer: bytes, transport: bytes,
                to_spool: bool) -> None:
-        """Publish (or spool) lines read together from one peer."""
+        """Publish (or spool) non-empty lines of at most ``max_line_bytes`` read from one peer.
+
+        The hot path: one list comprehension for the keys, one tight loop of C calls to
+        ``produce``; a full producer queue (BufferError) spools the line instead.
+        """
         received_ms = time.time_ns() // 1_000_000
         headers = headers_for(received_ms, peer, transport)
-        per: dict[bytes, list[int]] = {}
-        max_line = self.max_line
-        produce = self.producer.produce
+        fast, slow = appliance_fast, appliance_slow
+        keys = [m.group(1) if (m := fast(line)) else (slow(line) or fallback) for line in lines]
+        count = len(lines)
         spooled = 0
-        for line in lines:
-            size = len(line)
-            if size > max_line:
-                self.counters.add_dropped("overlong")
-                continue
-            key = appliance(line) or fallback
-            tally = per.get(key)
-            if tally is None:
-                per[key] = [1, size]
-            else:
-                tally[0] += 1
-                tally[1] += size
-            if to_spool or not produce(line, key, headers):
-                record = SpoolRecord(line, key, received_ms, peer, transport)
-                if self.spool.append(record):
-                    spooled += 1
+        if to_spool:
+            for line, key in zip(lines, keys, strict=True):
+                spooled += self._spool_line(SpoolRecord(line, key, received_ms, peer, transport))
+        else:
+            produce, topic = self.producer.raw_produce, self.topic
+            start, refused = 0, 0
+            while start < count:
+                try:
+                    for pos in range(start, count):
+                        produce(topic, lines[pos], keys[pos], headers=headers)
+                except BufferError:  # the producer's queue is full: this line goes to disk
+                    refused += 1
+                    spooled += self._spool_line(
+                        SpoolRecord(lines[pos], keys[pos], received_ms, peer, transport))
+                    start = pos + 1
                 else:
-                    self.counters.add_dropped("spool_full")
+                    break
+            self.producer.produced += count - refused
         if spooled:
             self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
+        first = keys[0] if keys else b""
+        if keys.count(first) == count:  # one appliance in the batch: the common case
+            per = {first: [count, sum(map(len, lines))]}
+        else:
+            per = {}
+            for key, line in zip(keys, lines, strict=True):
+                tally = per.get(key)
+                if tally is None:
+                    per[key] = [1, len(line)]
+                else:
+                    tally[0] += 1
+                    tally[1] += len(line)
         self.counters.add_in(transport.decode(), per)
+
+    def _spool_line(self, record: SpoolRecord) -> int:
+        """Append to the spool: 1 if written, 0 if the spool is full (counted as dropped)."""
+        if self.spool.append(record):
+            return 1
+        self.counters.add_dropped("spool_full")
+        return 0
 
     def depth(self) -> int:
         """Lines held by the producers (queued or in flight)."""
@@ -420,6 +443,9 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         line = strip_trailer(data)
         if not line:
             self.rx.counters.empty_frames += 1
+            return
+        if len(line) > self.rx.max_line:
+            self.rx.counters.add_dropped("overlong")
             return
         peer = self._peers.get(addr)
         if peer is None:
