@@ -55,6 +55,8 @@ class ReplayCounts:
     failed: int = 0
     defaulted: int = 0
     """Lines keyed by ``default_host`` because neither ``--host`` nor the line named one."""
+    unreadable_files: int = 0
+    """Files that could not be read to the end (missing permission, corrupt gzip)."""
 
     @property
     def expected(self) -> int:
@@ -62,7 +64,8 @@ class ReplayCounts:
         return self.read - self.empty
 
     def complete(self) -> bool:
-        return self.acknowledged == self.expected and not self.failed and not self.overlong
+        return (self.acknowledged == self.expected and not self.failed and not self.overlong
+                and not self.unreadable_files)
 
 
 class RateLimiter:

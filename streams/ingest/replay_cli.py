@@ -67,16 +67,17 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         try:
             replayer.publish_file(path, progress.file)
-        except OSError as exc:  # unreadable or corrupt gzip: say which file, keep the count
+        except (OSError, EOFError) as exc:  # unreadable, corrupt or truncated gzip: say which
             print(f"\nesatrack replay: error reading {path}: {exc}", file=sys.stderr)
-            replayer.counts.failed += 1
+            replayer.counts.unreadable_files += 1
     replayer.finish(progress.flushing)
     counts = replayer.counts
     if progress.tty:
         sys.stderr.write("\n")
     print(f"esatrack replay: {counts.read} lines read, {counts.empty} empty skipped, "
           f"{counts.acknowledged} acknowledged by Kafka (topic {replayer.topic}), "
-          f"{counts.failed} failed, {counts.overlong} over {settings.max_line_bytes} bytes",
+          f"{counts.failed} failed, {counts.overlong} over {settings.max_line_bytes} bytes, "
+          f"{counts.unreadable_files} unreadable files",
           file=sys.stderr)
     if counts.defaulted:
         print(f"esatrack replay: {counts.defaulted} lines named no appliance and were keyed "

@@ -89,3 +89,19 @@ def test_replay_fails_when_kafka_does_not_acknowledge(tmp_path: Path) -> None:
                           "ESATRACK_PRODUCER_DELIVERY_TIMEOUT": "2"})
     assert result.returncode == 1
     assert "INCOMPLETE: 23 of 23 lines not acknowledged" in result.stderr
+
+
+def test_replay_of_a_truncated_gzip_exits_non_zero(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """A gzip file cut short is reported as unreadable and the replay exits 1, though the lines
+    read before the cut are published and counted."""
+    topic = new_topic()
+    path = tmp_path / "mail_logs.s.gz"
+    data = gzip.compress(b"\n".join(_mail_log(5000)) + b"\n")
+    path.write_bytes(data[: len(data) // 2])
+    result = _replay(str(path), "--host", "esa1", "--topic", topic,
+                     env={"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap})
+    assert result.returncode == 1, result.stderr
+    assert f"error reading {path}" in result.stderr
+    assert "1 unreadable files" in result.stderr

@@ -56,6 +56,7 @@ def test_rate_limiter_off() -> None:
     (ReplayCounts(read=10, empty=2, produced=8, acknowledged=7, failed=1), False),
     (ReplayCounts(read=10, empty=0, produced=9, acknowledged=9, overlong=1), False),
     (ReplayCounts(read=10, empty=0, produced=10, acknowledged=9), False),
+    (ReplayCounts(read=10, empty=0, produced=10, acknowledged=10, unreadable_files=1), False),
 ])
 def test_complete_only_when_every_line_acknowledged(counts: ReplayCounts, complete: bool) -> None:
     """A replay is complete only if every non-empty line read was acknowledged."""
