@@ -12,17 +12,21 @@
 
 How at-least-once holds (verified against faust 0.15.3's source and by the crash tests):
 
-1. For each batch the agent sends every record, dead letter and changelog entry with the
-   producer's ``send`` (handed to aiokafka's accumulator in order) and then **awaits every
-   acknowledgement** before the batch's events are acked to faust.
+1. For each batch the agent sends every record and dead letter with the producer's ``send``
+   and **awaits every acknowledgement**; only then does it write the changed state to RocksDB
+   and the changelog, and await those acknowledgements too; only then are the batch's events
+   acked to faust. (Records before state: see ``Pipeline._emit``.) If anything fails, or the
+   agent is cancelled in the middle of a batch, the process exits at once (``_abort``),
+   because ``take_events`` would ack the batch in its ``finally`` and faust would commit it.
 2. faust commits only the offsets of acked events (``Consumer._new_offset``), and flushes the
    producer before committing (``Consumer._commit_offsets``: ``producer.flush()`` then commit).
    We do not rely on that flush alone: faust's own buffer flush (``ProducerBuffer.flush``) gives
    up after 0.1 s without a send, and a failed send would not stop the commit. Step 1 makes the
    order "outputs acked, then offsets committed" hold by construction.
-3. A crash between the two re-delivers lines whose effects may already be in the changelog;
-   the engine is idempotent under duplicates, so the replay rewrites the same records (same
-   ids) and at most adds revisions.
+3. A crash after the records but before the commit re-delivers lines whose effects may
+   already be in the changelog; the engine is idempotent under duplicates, so the replay
+   rewrites the same records (same ids) and at most adds revisions. Because the state is
+   written after its records, no saved state can claim a revision that never reached Kafka.
 
 Why we write the table's store and changelog ourselves instead of ``table[key] = value``:
 faust picks the partition of a table write from the *current event* (a context variable).
@@ -39,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import faust
 from faust.types import TP
@@ -59,6 +64,8 @@ from streams.worker.topics import TABLE_NAME, changelog_topic
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "esatrack.worker.correlate"
+EXIT_ABORTED = 75
+"""Exit status of a worker that stopped itself because outputs could not be produced."""
 
 
 class Processor(Protocol):
@@ -218,47 +225,81 @@ class Pipeline:
 
     # --- outputs ----------------------------------------------------------------------------
 
-    async def _emit(self, partition: int, out: Output) -> None:
-        """Send one output, write its state, and wait until the brokers acknowledged all."""
+    async def _emit(self, outputs: Sequence[tuple[int, Output]]) -> None:
+        """Produce outputs in two acknowledged steps: first the records and dead letters,
+        then the changed state (RocksDB and changelog).
+
+        The order matters for a crash in between: state saying "revision N emitted" must never
+        be durable while revision N itself is not, or the replayed lines (duplicates to the
+        engine) would not emit it again. Records first, so a crash between the steps only
+        repeats a revision."""
         send = self.app.producer.send
-        pending: list[Awaitable[Any]] = []
         topics = self.topics
-        for key, value in out.messages:
-            pending.append(await send(topics.messages, key, value, None, None, None))
-        for key, value in out.connections:
-            pending.append(await send(topics.connections, key, value, None, None, None))
-        for akey, value in out.dead_letters:
-            pending.append(await send(topics.unparsed, akey, value, None, None, None))
-        changelog: list[Awaitable[Any]] = []
-        if out.state:
+        pending: list[Awaitable[Any]] = []
+        for _partition, out in outputs:
+            for key, value in out.messages:
+                pending.append(await send(topics.messages, key, value, None, None, None))
+            for key, value in out.connections:
+                pending.append(await send(topics.connections, key, value, None, None, None))
+            for akey, value in out.dead_letters:
+                pending.append(await send(topics.unparsed, akey, value, None, None, None))
+        if pending:
+            await asyncio.gather(*pending)
+        changelog: list[tuple[int, list[Awaitable[Any]]]] = []
+        for partition, out in outputs:
+            if not out.state:
+                continue
             batch = WriteBatch(raw_mode=True)
+            sent: list[Awaitable[Any]] = []
             for key, state in out.state.items():
                 if state is None:
                     batch.delete(key)
                 else:
                     batch.put(key, state)
-                changelog.append(
-                    await send(topics.changelog, key, state, partition, None, None)
-                )
+                sent.append(await send(topics.changelog, key, state, partition, None, None))
             self._db(partition).write(batch)
-        results = await asyncio.gather(*pending, *changelog)
-        if changelog:
-            last = max(meta.offset for meta in results[len(pending):])
+            changelog.append((partition, sent))
+        for partition, sent in changelog:
+            last = max(meta.offset for meta in await asyncio.gather(*sent))
             self._store().set_persisted_offset(TP(topics.changelog, partition), last)
         m = self.metrics
-        if out.messages:
-            m.records_out.labels(topics.messages).inc(len(out.messages))
-        if out.connections:
-            m.records_out.labels(topics.connections).inc(len(out.connections))
-        if out.unknown:
-            m.unknown_lines.inc(out.unknown)
-        if out.state:
-            m.state_writes.inc(len(out.state))
-        if out.lines:
-            m.lines_in.inc(out.lines)
+        for _partition, out in outputs:
+            if out.messages:
+                m.records_out.labels(topics.messages).inc(len(out.messages))
+            if out.connections:
+                m.records_out.labels(topics.connections).inc(len(out.connections))
+            if out.unknown:
+                m.unknown_lines.inc(out.unknown)
+            if out.state:
+                m.state_writes.inc(len(out.state))
+            if out.lines:
+                m.lines_in.inc(out.lines)
+
+    def _abort(self, exc: BaseException) -> NoReturn:
+        """Leave the process at once, like ``kill -9``.
+
+        A batch whose outputs were not all acknowledged must not be acked to faust, and
+        ``take_events`` acks its batch in a ``finally`` whatever happened in the body (an
+        exception or a cancellation included); faust would then commit those offsets on the
+        way out and the lines' records could be lost. Exiting here skips all of that: the
+        replacement resumes from the last committed offsets and the changelog."""
+        if isinstance(exc, asyncio.CancelledError):
+            log.critical("stopped in the middle of a batch: exiting without committing it")
+        else:
+            log.critical("cannot produce to Kafka (%r): exiting without committing; a restart "
+                         "resumes from the last committed offsets", exc)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(EXIT_ABORTED)
 
     async def handle(self, events: Sequence[Any]) -> None:
-        """Process one batch of ``esa.raw`` events (any mix of partitions)."""
+        """Process one batch of ``esa.raw`` events; a failure ends the process (no commit)."""
+        try:
+            await self._handle(events)
+        except BaseException as exc:  # cancellation too: see _abort
+            self._abort(exc)
+
+    async def _handle(self, events: Sequence[Any]) -> None:
         by_partition: dict[int, list[RawLine]] = {}
         oldest = time.time()
         for event in events:
@@ -274,9 +315,10 @@ class Pipeline:
             else:
                 lines.append(RawLine(msg.key, value, ts, msg.offset))
         async with self.lock:
+            outputs = [(partition, self.processor(partition).process(lines))
+                       for partition, lines in by_partition.items()]
+            await self._emit(outputs)
             for partition, lines in by_partition.items():
-                out = self.processor(partition).process(lines)
-                await self._emit(partition, out)
                 self.next_offsets[partition] = lines[-1].offset + 1
         self.metrics.batch_size.observe(len(events))
         self.metrics.processing_latency.observe(max(0.0, time.time() - oldest))
@@ -287,11 +329,16 @@ class Pipeline:
         if not self.ready().ready:
             return
         now = time.time()
-        async with self.lock:
-            for partition in self.assigned():
-                out = self.processor(partition).tick(now)
-                if out.messages or out.connections or out.state or out.dead_letters:
-                    await self._emit(partition, out)
+        try:
+            async with self.lock:
+                outputs = [(partition, self.processor(partition).tick(now))
+                           for partition in self.assigned()]
+                await self._emit([(p, out) for p, out in outputs
+                                  if out.messages or out.connections or out.state])
+        except asyncio.CancelledError:
+            raise  # the timer's outputs carry no offsets: a stop here loses nothing
+        except Exception as exc:
+            self._abort(exc)
         self._update_open()
         self._update_lag()
 

@@ -186,3 +186,43 @@ def test_two_workers_share_partitions_and_survive_one_stopping(
         assert key is not None
         appliance = key.removeprefix(CONTEXT_PREFIX).split(b"|", 1)[0]
         assert raw_partition[appliance] == partition, (key, partition)
+
+
+def test_a_worker_that_cannot_produce_stops_without_committing(
+    worker_env: WorkerEnv, tmp_path: Path
+) -> None:
+    """Outputs before offsets: when Kafka refuses every output, the worker stops and no line
+    is committed, so its replacement reads them all again."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415 - this test only
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - this test only
+    from confluent_kafka.cimpl import NewTopic  # noqa: PLC0415 - this test only
+
+    admin = AdminClient({"bootstrap.servers": worker_env.bootstrap})
+    tiny = {"max.message.bytes": "64"}
+    topics = [NewTopic(worker_env.raw, num_partitions=worker_env.partitions,
+                       replication_factor=1)]
+    for name, config in ((worker_env.messages, tiny), (worker_env.connections, tiny),
+                         (worker_env.unparsed, tiny),
+                         (worker_env.changelog, {**tiny, "cleanup.policy": "compact"})):
+        topics.append(NewTopic(name, num_partitions=worker_env.partitions,
+                               replication_factor=1, config=config))
+    for future in admin.create_topics(topics).values():
+        future.result(30)
+    pairs = keyed_lines(sample_files())
+    assert produce(worker_env.bootstrap, worker_env.raw, pairs) == len(pairs)
+    worker = WorkerProcess(worker_env, tmp_path / "state", tmp_path / "worker.log")
+    try:
+        worker.proc.wait(120)
+    finally:
+        worker.kill()
+    assert worker.proc.returncode != 0, worker.tail()
+    assert "cannot produce to Kafka" in worker.log_path.read_text(errors="replace")
+    consumer = Consumer({"bootstrap.servers": worker_env.bootstrap,
+                         "group.id": worker_env.group, "enable.auto.commit": False})
+    try:
+        committed = consumer.committed(
+            [TopicPartition(worker_env.raw, p) for p in range(worker_env.partitions)],
+            timeout=30)
+    finally:
+        consumer.close()
+    assert [tp.offset for tp in committed if tp.offset >= 0] == []
