@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.ingest.spool import SpoolRecord
 from streams.settings import Settings
@@ -179,6 +179,14 @@ class RawProducer:
             return False
         self.produced += 1
         return True
+
+    def reachable(self, timeout: float) -> bool:
+        """True if a broker answers a metadata request for the topic (blocks up to ``timeout``)."""
+        try:
+            metadata = self._producer.list_topics(self.topic, timeout=timeout)
+        except KafkaException:
+            return False
+        return bool(metadata.brokers)
 
     def depth(self) -> int:
         """Lines queued or in flight (not yet acknowledged or failed)."""

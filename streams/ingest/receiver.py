@@ -129,6 +129,7 @@ class Receiver:
         self._paused: set[_StreamProtocol] = set()
         self._drain: _Drain | None = None
         self._tick_task: asyncio.Task[None] | None = None
+        self._probe: asyncio.Future[None] | None = None
         self._stopping = False
         self._spooled_at_shutdown = 0
 
@@ -351,6 +352,16 @@ class Receiver:
             if now - last_sync >= _SYNC_EVERY:
                 self.spool.sync()
                 last_sync = now
+                if self.kafka.down and not self.depth() and (
+                        self._probe is None or self._probe.done()):
+                    # Idle while Kafka was down: nothing would be delivered to tell us it is back.
+                    self._probe = asyncio.ensure_future(
+                        asyncio.get_running_loop().run_in_executor(None, self._probe_kafka))
+
+    def _probe_kafka(self) -> None:
+        """Ask the broker for the topic's metadata (in a thread); mark Kafka up if it answers."""
+        if self.producer.reachable(timeout=2.0):
+            self.kafka.down = False
 
     # --- status --------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:

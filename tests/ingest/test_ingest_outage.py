@@ -94,7 +94,8 @@ def _send(rx: ReceiverProcess, tcp: list[bytes], udp: list[bytes]) -> None:
 
 def test_outage_and_receiver_restart_lose_nothing(own_kafka: Settings, tmp_path: Path) -> None:
     """Lines sent before, during and after a Kafka outage, with a receiver restart in the middle
-    of it, all reach Kafka once Kafka is back; the spool ends empty."""
+    of it, all reach Kafka once Kafka is back; the spool ends empty; an idle receiver's health
+    follows Kafka down and up again."""
     bootstrap = f"127.0.0.1:{own_kafka.kafka_port}"
     topic = f"outage-{os.getpid()}-{int(time.time())}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -146,6 +147,12 @@ def test_outage_and_receiver_restart_lose_nothing(own_kafka: Settings, tmp_path:
         duplicates = sum(n - 1 for n in counts.values())
         print(f"outage: {len(sent)} lines sent, {len(records)} records, {duplicates} duplicates")
         _wait(lambda: _health(metrics)["spool_bytes"] == 0, "the spool to drain")
+
+        # An idle receiver sees Kafka come back too (no delivery would tell it: it probes).
+        control.down(own_kafka, services, _progress)
+        _wait(lambda: _health(metrics)["kafka"] == "down", "the idle receiver to see Kafka down")
+        control.up(own_kafka, services, _progress)
+        _wait(lambda: _health(metrics)["kafka"] == "up", "the idle receiver to see Kafka up")
         output = rx.stop()
     finally:
         rx.kill()
