@@ -97,8 +97,12 @@ class FrameDecoder:
             self._skip_to_lf = True
             tail = b""
         self._buf = tail
-        out: list[bytes] = []
         max_line = self.max_line
+        if parts and b"\r" not in buf:
+            sizes = list(map(len, parts))
+            if min(sizes) and max(sizes) <= max_line:
+                return parts  # the common case: no CR, no empty or over-long line
+        out: list[bytes] = []
         for part in parts:
             line = part[:-1] if part.endswith(b"\r") else part
             if not line:
