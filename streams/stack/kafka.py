@@ -67,6 +67,7 @@ def server_properties(settings: Settings, data_dir: Path) -> dict[str, str]:
         "num.partitions": "1",
         "auto.create.topics.enable": "true",
         "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",  # instead of 50: quicker first group on a dev box
         "transaction.state.log.replication.factor": "1",
         "transaction.state.log.min.isr": "1",
         "share.coordinator.state.topic.replication.factor": "1",
@@ -144,17 +145,35 @@ def service(settings: Settings) -> Service:
 
 
 def ready(bootstrap: str, timeout: float = 3.0) -> bool:
-    """True if the broker answers a cluster-metadata request with at least one live broker."""
+    """True if the broker serves metadata and its group coordinator answers.
+
+    Live brokers in the metadata are not enough on a fresh broker: the first consumer-group
+    request creates ``__consumer_offsets``, and until its partitions are loaded, group calls
+    fail with NOT_COORDINATOR (confluent-kafka's ``committed()`` raises it instead of
+    retrying). Fetching a probe group's committed offsets triggers that creation and succeeds
+    only once the coordinator is ready.
+    """
     host, _, port = bootstrap.rpartition(":")
     if not checks.port_open(int(port), host):  # spares librdkafka's connection-refused noise
         return False
     # Imported here: only the probe needs the client library.
-    from confluent_kafka import KafkaException  # noqa: PLC0415
+    from confluent_kafka import Consumer, KafkaException, TopicPartition  # noqa: PLC0415
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
     try:
-        metadata = admin.list_topics(timeout=timeout)
+        if not admin.list_topics(timeout=timeout).brokers:
+            return False
     except KafkaException:
         return False
-    return bool(metadata.brokers)
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "esatrack-stack-readiness",
+        "enable.auto.commit": False, "log_level": 0,
+    })
+    try:
+        consumer.committed([TopicPartition("__consumer_offsets", 0)], timeout=timeout)
+    except KafkaException:
+        return False
+    finally:
+        consumer.close()
+    return True
