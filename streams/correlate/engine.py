@@ -38,7 +38,17 @@ import orjson
 
 from streams import events as ev
 from streams.correlate import facts as fc
-from streams.correlate.facts import FS, SEP, clean, flag, rid_text
+from streams.correlate.facts import (
+    ENGINE_CODES,
+    FS,
+    SEP,
+    VERDICT_CODES,
+    flag,
+    join,
+    opt,
+    rid_text,
+    shorten,
+)
 from streams.correlate.records import (
     Record,
     connection_record,
@@ -50,6 +60,7 @@ from streams.correlate.state import (
     CHILD,
     DONE,
     EXPIRED,
+    HELD,
     PARENT,
     PENDING,
     ConnState,
@@ -96,8 +107,10 @@ class Correlator:
         self.default_host = default_host
         self.track_dirty = track_dirty
         self.max_facts = max_facts
+        self.lines = 0
+        """Events applied."""
         self.counts: Counter[str] = Counter()
-        """``lines``, ``unknown`` (unparsed lines), ``unrouted`` (no id to join on),
+        """``unknown`` (unparsed lines), ``unrouted`` (no id to join on),
         ``duplicates``, ``overflow`` (facts beyond ``max_facts``), ``messages``,
         ``connections`` (records emitted), ``expired``."""
         self._hosts: dict[str, Host] = {}
@@ -129,7 +142,7 @@ class Correlator:
         """Apply one event; the records emitted because of it (in emission order)."""
         out: list[Record] = []
         self._out = out
-        self.counts["lines"] += 1
+        self.lines += 1
         name = event.host or self.default_host
         host = self._hosts.get(name)
         if host is None:
@@ -242,7 +255,8 @@ class Correlator:
         s = table.get(ident)
         if s is None:
             return None
-        return orjson.dumps([s.blob, s.base, s.maxts, s.n, s.emitted, s.flags, s.client, s.ext])
+        blob, base, client, ext = s.unpacked()
+        return orjson.dumps([blob, base, s.maxts, s.n, s.emitted, s.flags, client, ext])
 
     def restore(self, key: str, data: bytes) -> None:
         """Put back the state ``export(key)`` gave (into a fresh engine, before applying)."""
@@ -258,6 +272,9 @@ class Correlator:
         s = cls(ident)
         (s.blob, s.base, s.maxts, s.n, s.emitted, s.flags, s.client, s.ext) = value
         _table(host, kind)[ident] = s
+        if isinstance(s, MsgState) and not s.flags & PENDING and (
+                not s.flags & DONE or s.flags & HELD):
+            s.freeze()
         self._schedule(host, s, None)
 
     # --- Internals: scheduling ------------------------------------------------------------
@@ -266,9 +283,10 @@ class Correlator:
         """The watermark second at which ``s`` needs looking at (emit, retire or expire)."""
         if s.maxts is None:
             return None
-        if s.flags & PENDING:
+        flags = s.flags
+        if flags & PENDING:
             deadline = s.maxts + self.grace
-        elif s.flags & DONE:
+        elif flags & DONE and not flags & HELD:
             deadline = s.maxts + self.retain
         else:
             deadline = s.maxts + self._horizon[type(s)]
@@ -294,7 +312,13 @@ class Correlator:
                     continue  # rescheduled since, or gone
                 if s.flags & PENDING:
                     self._emit(host, s)
-                elif s.flags & DONE or isinstance(s, DlvState):
+                elif isinstance(s, MsgState) and s.flags & DONE and not s.flags & HELD and \
+                        _held(s):
+                    s.flags |= HELD  # finished in a quarantine: wait for the release
+                    s.freeze()
+                    self._touched(host, s)
+                    self._schedule(host, s, second)
+                elif (s.flags & DONE and not s.flags & HELD) or isinstance(s, DlvState):
                     self._drop(host, s)
                 else:
                     self._expire(host, s)
@@ -313,6 +337,10 @@ class Correlator:
             s.emitted = revision
             self._out.append(record)
             self.counts["messages" if isinstance(s, MsgState) else "connections"] += 1
+        if isinstance(s, MsgState):
+            s.flags &= ~HELD  # looked at again when retained time is up
+            if not s.flags & DONE:
+                s.freeze()  # open and waiting: kept compressed until its next line
         self._touched(host, s)
         self._schedule(host, s, old)
 
@@ -335,7 +363,7 @@ class Correlator:
 
     def _hand_client_over(self, host: Host, conn: ConnState) -> None:
         """A connection is going: its messages keep a snapshot of its client."""
-        mids = [int(f[0]) for f in fc.codes_in(conn.blob, fc.C_MID) if f and f[0].isdigit()]
+        mids = [int(f[0]) for f in fc.codes_in(conn.text(), fc.C_MID) if f and f[0].isdigit()]
         if not mids:
             return
         snapshot = snapshot_client(conn)
@@ -343,9 +371,15 @@ class Correlator:
             return
         for mid in mids:
             msg = host.msgs.get(mid)
-            if msg is not None and msg.client is None:
+            if msg is None:
+                continue
+            frozen = type(msg.blob) is bytes
+            msg.thaw()
+            if msg.client is None:
                 msg.client = snapshot
                 self._touched(host, msg)
+            if frozen:
+                msg.freeze()
 
     def _touched(self, host: Host, s: State) -> None:
         if self.track_dirty:
@@ -362,8 +396,17 @@ class Correlator:
 
     # --- Internals: adding facts ----------------------------------------------------------
 
-    def _add(self, host: Host, s: State, code: str, ts: float | None, rest: str) -> bool:
+    def _add(self, host: Host, s: State, code: str, ts: float | None,
+             values: tuple[object, ...]) -> bool:
         """Add one fact to ``s``; False if it was already there (a duplicate line)."""
+        if type(s.blob) is bytes:
+            s.thaw()  # a waiting message gets a line: it stays thawed until emitted again
+        try:  # the common case, inline: all fields are str without separators
+            rest = FS.join(values)  # type: ignore[arg-type]  # non-str values: TypeError
+            if SEP in rest or rest.count(FS) != len(values) - 1:
+                rest = join(values)
+        except TypeError:
+            rest = join(values)
         if ts is None:
             fact = f"{code}{FS}{rest}"
         else:
@@ -373,24 +416,32 @@ class Correlator:
                 s.base = base = ms
             fact = f"{code}{ms - base}{FS}{rest}"
         blob = s.blob
+        assert isinstance(blob, str)
         if f"{SEP}{fact}{SEP}" in blob:
             self.counts["duplicates"] += 1
             return False
         if s.n >= self.max_facts:
             self.counts["overflow"] += 1
             return False
-        old = self._bucket(s)
         s.blob = f"{blob}{fact}{SEP}"
         s.n += 1
-        s.flags |= PENDING
-        if ts is not None and (s.maxts is None or ts > s.maxts):
+        # Reschedule only when the second the state falls due in changes.
+        flags = s.flags
+        maxts = s.maxts
+        grace = self.grace
+        second: int | None = None
+        if ts is not None and (maxts is None or ts > maxts):
             s.maxts = ts
-        new = self._bucket(s)
-        if new != old and new is not None:
-            bucket = host.buckets.get(new)
+            if not flags & PENDING or maxts is None or int(ts + grace) != int(maxts + grace):
+                second = int(ts + grace) + 1
+        elif not flags & PENDING and maxts is not None:
+            second = int(maxts + grace) + 1  # a late line: due now
+        s.flags = flags | PENDING
+        if second is not None:
+            bucket = host.buckets.get(second)
             if bucket is None:
-                host.buckets[new] = [s]
-                heapq.heappush(host.heap, new)
+                host.buckets[second] = [s]
+                heapq.heappush(host.heap, second)
             else:
                 bucket.append(s)
         if self.track_dirty:
@@ -415,7 +466,7 @@ class Correlator:
             s = host.dlvs[dcid] = DlvState(dcid)
         return s
 
-    def _msg_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+    def _msg_fact(self, host: Host, e: ev.Event, code: str, values: tuple[object, ...]) -> None:
         mid = e.mid
         if mid is None:
             self.counts["unrouted"] += 1
@@ -423,25 +474,27 @@ class Correlator:
         s = host.msgs.get(mid)
         if s is None:
             s = host.msgs[mid] = MsgState(mid)
-        if self._add(host, s, code, e.ts, rest) and s.flags & CHILD and \
+        if self._add(host, s, code, e.ts, values) and s.flags & CHILD and \
                 code in fc.INHERITED_CODES:
             self._wake_children(host, s)
 
     def _wake_children(self, host: Host, s: MsgState) -> None:
-        for fields in fc.codes_in(s.blob, fc.CHILD_CODES):
+        for fields in fc.codes_in(s.text(), fc.CHILD_CODES):
             child = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
             if child is not None and child.emitted:
                 self._wake(host, child)
 
     def _replace_if_new(self, host: Host, s: State, code: str, ts: float | None,
-                        rest: str) -> bool:
+                        values: tuple[object, ...]) -> bool:
         """``s`` already has a start fact (``code``) and this one differs: the id was reused
         (counter wrap, appliance reinstall). Emit and drop the old state; True if dropped."""
-        if f"{SEP}{code}" not in s.blob:
+        blob = s.text()
+        if f"{SEP}{code}" not in blob:
             return False
+        rest = join(values)
         probe = f"{code}{FS}{rest}" if ts is None or s.base is None else \
             f"{code}{int(ts * 1000.0 + 0.5) - s.base}{FS}{rest}"
-        if f"{SEP}{probe}{SEP}" in s.blob:
+        if f"{SEP}{probe}{SEP}" in blob:
             return False  # the same line again
         self.counts["reused_ids"] += 1
         if s.flags & PENDING or not s.emitted:
@@ -495,14 +548,14 @@ class Correlator:
 
     # Connections
 
-    def _conn_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+    def _conn_fact(self, host: Host, e: ev.Event, code: str, values: tuple[object, ...]) -> None:
         icid = e.icid
         if icid is None:
             self.counts["unrouted"] += 1
             return
         s = self._conn(host, icid)
-        if self._add(host, s, code, e.ts, rest) and f"{SEP}{fc.C_MID}" in s.blob:
-            for fields in fc.codes_in(s.blob, fc.C_MID):
+        if self._add(host, s, code, e.ts, values) and f"{SEP}{fc.C_MID}" in s.text():
+            for fields in fc.codes_in(s.text(), fc.C_MID):
                 msg = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
                 if msg is not None and msg.emitted:
                     self._wake(host, msg)
@@ -510,34 +563,31 @@ class Correlator:
     def _on_conn_new(self, host: Host, e: ev.Event) -> None:
         d = e.data
         verified = d.get("rdns_verified")
-        rest = (f"{clean(d.get('interface'))}{FS}{clean(d.get('interface_ip'))}{FS}"
-                f"{clean(d.get('ip'))}{FS}{clean(d.get('rdns'))}{FS}"
-                f"{'' if verified is None else ('1' if verified else '0')}")
+        values = (d.get("interface") or "", d.get("interface_ip") or "", d.get("ip") or "",
+                  d.get("rdns") or "", "" if verified is None else ("1" if verified else "0"))
         if e.icid is not None:
             old = host.conns.get(e.icid)
             if old is not None:
-                self._replace_if_new(host, old, fc.C_NEW, e.ts, rest)
-        self._conn_fact(host, e, fc.C_NEW, rest)
+                self._replace_if_new(host, old, fc.C_NEW, e.ts, values)
+        self._conn_fact(host, e, fc.C_NEW, values)
 
     def _on_conn_policy(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        sbrs = d.get("sbrs")
         self._conn_fact(host, e, fc.C_POLICY, (
-            f"{clean(d.get('action'))}{FS}{clean(d.get('sender_group'))}{FS}"
-            f"{clean(d.get('match'))}{FS}{'' if sbrs is None else sbrs}{FS}"
-            f"{clean(d.get('country'))}{FS}{flag(d.get('delayed'))}"))
+            d.get("action") or "", d.get("sender_group") or "", d.get("match") or "",
+            opt(d.get("sbrs")), d.get("country") or "", flag(d.get("delayed"))))
 
     def _on_conn_tls(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._conn_fact(host, e, fc.C_TLS, (
-            f"{flag(d.get('success'))}{FS}{clean(d.get('protocol'))}{FS}"
-            f"{clean(d.get('cipher'))}{FS}{clean(d.get('error'))}"))
+            flag(d.get("success")), d.get("protocol") or "", d.get("cipher") or "",
+            d.get("error") or ""))
 
     def _on_conn_auth(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._conn_fact(host, e, fc.C_AUTH, (
-            f"{flag(d.get('success'))}{FS}{clean(d.get('user'))}{FS}"
-            f"{clean(d.get('mechanism'))}{FS}{clean(d.get('profile'))}"))
+            flag(d.get("success")), d.get("user") or "", d.get("mechanism") or "",
+            d.get("profile") or ""))
 
     def _on_conn_close(self, host: Host, e: ev.Event) -> None:
         icid = e.icid
@@ -545,92 +595,88 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         s = self._conn(host, icid)
-        old = self._bucket(s)
-        if self._add(host, s, fc.C_CLOSE, e.ts, flag(e.data.get("lost"))):
+        if self._add(host, s, fc.C_CLOSE, e.ts, (flag(e.data.get("lost")),)):
             s.flags |= DONE
-            self._schedule(host, s, old)
 
     def _link_conn(self, host: Host, e: ev.Event) -> None:
         """The connection learns it carried this MID (one fact per MID, no time)."""
         if e.icid is None or e.mid is None or e.icid == 0:
             return  # ICID 0: messages the appliance generated itself
         s = self._conn(host, e.icid)
-        if f"{SEP}{fc.C_MID}{FS}{e.mid}{SEP}" not in s.blob:
-            self._add(host, s, fc.C_MID, None, str(e.mid))
+        if f"{SEP}{fc.C_MID}{FS}{e.mid}{SEP}" not in s.text():
+            self._add(host, s, fc.C_MID, None, (str(e.mid),))
 
     # Messages
 
     def _on_msg_start(self, host: Host, e: ev.Event) -> None:
         mid = e.mid
-        rest = "" if e.icid is None else str(e.icid)
+        values = (opt(e.icid),)
         if mid is not None:
             old = host.msgs.get(mid)
             if old is not None:
-                self._replace_if_new(host, old, fc.M_START, e.ts, rest)
-        self._msg_fact(host, e, fc.M_START, rest)
+                self._replace_if_new(host, old, fc.M_START, e.ts, values)
+        self._msg_fact(host, e, fc.M_START, values)
         self._link_conn(host, e)
 
     def _on_msg_from(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_FROM, (
-            f"{clean(e.data.get('sender'))}{FS}{'' if e.icid is None else e.icid}"))
+        self._msg_fact(host, e, fc.M_FROM, (e.data.get("sender") or "", opt(e.icid)))
         self._link_conn(host, e)
 
     def _on_msg_rcpt(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        rid = d.get("rid")
         self._msg_fact(host, e, fc.M_RCPT, (
-            f"{'' if rid is None else rid}{FS}{clean(d.get('address'))}{FS}"
-            f"{flag(d.get('rejected'))}{FS}{clean(d.get('reason'))}{FS}"
-            f"{'' if e.icid is None else e.icid}"))
+            opt(d.get("rid")), d.get("address") or "", flag(d.get("rejected")),
+            d.get("reason") or "", opt(e.icid)))
 
     def _on_msg_message_id(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_MSGID, clean(e.data.get("message_id")))
+        self._msg_fact(host, e, fc.M_MSGID, (e.data.get("message_id") or "",))
 
     def _on_msg_subject(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_SUBJECT, clean(e.data.get("subject")))
+        subject = e.data.get("subject")
+        self._msg_fact(host, e, fc.M_SUBJECT, ("" if subject is None else subject,))
 
     def _on_msg_ready(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        size = d.get("size")
-        self._msg_fact(host, e, fc.M_READY,
-                       f"{'' if size is None else size}{FS}{clean(d.get('sender'))}")
+        self._msg_fact(host, e, fc.M_READY, (opt(d.get("size")), d.get("sender") or ""))
 
     def _on_msg_policy(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._msg_fact(host, e, fc.M_POLICY, (
-            f"{clean(d.get('policy'))}{FS}{clean(d.get('direction'))}{FS}"
-            f"{rid_text(d.get('rids'))}"))
+            d.get("policy") or "", d.get("direction") or "", rid_text(d.get("rids"))))
 
     def _on_msg_verdict(self, host: Host, e: ev.Event) -> None:
         d = e.data
+        engine = d.get("engine") or ""
+        verdict = d.get("verdict") or ""
         self._msg_fact(host, e, fc.M_INTERIM if d.get("interim") else fc.M_VERDICT, (
-            f"{clean(d.get('engine'))}{FS}{clean(d.get('verdict'))}{FS}"
-            f"{clean(d.get('detail'))}{FS}{clean(d.get('virus_name'))}"))
+            shorten(engine, ENGINE_CODES) if type(engine) is str else engine,
+            shorten(verdict, VERDICT_CODES) if type(verdict) is str else verdict,
+            d.get("detail") or "", d.get("virus_name") or ""))
 
     def _on_msg_attachment(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_ATTACH, clean(e.data.get("name")))
+        self._msg_fact(host, e, fc.M_ATTACH, (e.data.get("name") or "",))
 
     def _on_msg_url(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        self._msg_fact(host, e, fc.M_URL, f"{clean(d.get('url'))}{FS}{clean(d.get('detail'))}")
+        self._msg_fact(host, e, fc.M_URL, (d.get("url") or "", d.get("detail") or ""))
 
     def _on_msg_custom(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_CUSTOM, clean(e.data.get("text")))
+        self._msg_fact(host, e, fc.M_CUSTOM, (e.data.get("text") or "",))
 
     def _on_msg_info(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_INFO, clean(e.data.get("text", e.body)))
+        self._msg_fact(host, e, fc.M_INFO, (e.data.get("text") or e.body,))
 
     def _on_msg_quarantine(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._msg_fact(host, e, fc.M_QUAR, (
-            f"{clean(d.get('name'))}{FS}{clean(d.get('via'))}{FS}{flag(d.get('central'))}"))
+            d.get("name") or "", d.get("via") or "", flag(d.get("central"))))
 
     def _on_msg_release(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        self._msg_fact(host, e, fc.M_RELEASE, f"{clean(d.get('name'))}{FS}{clean(d.get('reason'))}")
+        self._msg_fact(host, e, fc.M_RELEASE, (d.get("name") or "", d.get("reason") or ""))
 
     def _lineage(self, host: Host, e: ev.Event, parent: int, child: int, *, codes: str,
-                 rest: str, create_parent: bool) -> None:
+                 rest: tuple[object, ...], create_parent: bool) -> None:
         """One lineage line is a fact of both MIDs: ``X -> child`` on the parent and
         ``X <- parent`` on the child."""
         if parent == child:
@@ -643,9 +689,9 @@ class Correlator:
         to_code, from_code = codes[0], codes[1]
         if p is not None:
             p.flags |= CHILD
-            self._add(host, p, to_code, e.ts, f"{child}{FS}{rest}")
+            self._add(host, p, to_code, e.ts, (str(child), *rest))
         c.flags |= PARENT
-        self._add(host, c, from_code, e.ts, f"{parent}{FS}{rest}")
+        self._add(host, c, from_code, e.ts, (str(parent), *rest))
 
     def _on_msg_rewrite(self, host: Host, e: ev.Event) -> None:
         new = e.data.get("new_mid")
@@ -653,7 +699,7 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, e.mid, new, codes=fc.M_REWRITE_TO + fc.M_REWRITE_FROM,
-                      rest=clean(e.data.get("reason")), create_parent=True)
+                      rest=(e.data.get("reason") or "",), create_parent=True)
 
     def _on_msg_split(self, host: Host, e: ev.Event) -> None:
         d = e.data
@@ -662,7 +708,7 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, e.mid, new, codes=fc.M_SPLIT_TO + fc.M_SPLIT_FROM,
-                      rest=f"{clean(d.get('policy'))}{FS}{clean(d.get('direction'))}",
+                      rest=(d.get("policy") or "", d.get("direction") or ""),
                       create_parent=True)
 
     def _on_msg_generated(self, host: Host, e: ev.Event) -> None:
@@ -672,14 +718,13 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         self._lineage(host, e, parent, e.mid, codes=fc.M_GEN_TO + fc.M_GEN_FROM,
-                      rest=f"{clean(d.get('reason'))}{FS}{flag(d.get('bounce'))}",
-                      create_parent=False)
+                      rest=(d.get("reason") or "", flag(d.get("bounce"))), create_parent=False)
 
     def _on_msg_queued(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_QUEUED, "")
+        self._msg_fact(host, e, fc.M_QUEUED, ("",))
 
     def _on_msg_aborted(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_ABORTED, clean(e.data.get("reason")))
+        self._msg_fact(host, e, fc.M_ABORTED, (e.data.get("reason") or "",))
 
     def _on_msg_finished(self, host: Host, e: ev.Event) -> None:
         mid = e.mid
@@ -687,64 +732,55 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         s = self._msg(host, mid)
-        old = self._bucket(s)
-        if self._add(host, s, fc.M_FINISHED, e.ts, clean(e.data.get("outcome"))):
+        if self._add(host, s, fc.M_FINISHED, e.ts, (e.data.get("outcome") or "",)):
             s.flags |= DONE
-            self._schedule(host, s, old)
 
     # Deliveries
 
-    def _dlv_fact(self, host: Host, e: ev.Event, code: str, rest: str) -> None:
+    def _dlv_fact(self, host: Host, e: ev.Event, code: str, values: tuple[object, ...]) -> None:
         dcid = e.dcid
         if dcid is None:
             self.counts["unrouted"] += 1
             return
         s = self._dlv(host, dcid)
-        old = self._bucket(s)
-        if self._add(host, s, code, e.ts, rest) and code == fc.D_CLOSE:
+        if self._add(host, s, code, e.ts, values) and code == fc.D_CLOSE:
             s.flags |= DONE
-            self._schedule(host, s, old)
 
     def _on_dlv_new(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        port = d.get("port")
-        rest = f"{clean(d.get('interface'))}{FS}{clean(d.get('ip'))}{FS}" \
-               f"{'' if port is None else port}"
+        values = (d.get("interface") or "", d.get("ip") or "", opt(d.get("port")))
         if e.dcid is not None:
             old = host.dlvs.get(e.dcid)
             if old is not None:
-                self._replace_if_new(host, old, fc.D_NEW, e.ts, rest)
-        self._dlv_fact(host, e, fc.D_NEW, rest)
+                self._replace_if_new(host, old, fc.D_NEW, e.ts, values)
+        self._dlv_fact(host, e, fc.D_NEW, values)
 
     def _on_dlv_tls(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._dlv_fact(host, e, fc.D_TLS, (
-            f"{flag(d.get('success'))}{FS}{clean(d.get('protocol'))}{FS}"
-            f"{clean(d.get('cipher'))}{FS}{clean(d.get('error'))}"))
+            flag(d.get("success")), d.get("protocol") or "", d.get("cipher") or "",
+            d.get("error") or ""))
 
     def _on_dlv_close(self, host: Host, e: ev.Event) -> None:
-        self._dlv_fact(host, e, fc.D_CLOSE, "")
+        self._dlv_fact(host, e, fc.D_CLOSE, ("",))
 
     def _on_dlv_start(self, host: Host, e: ev.Event) -> None:
-        self._msg_fact(host, e, fc.M_DLV_START,
-                       f"{_opt(e.dcid)}{FS}{rid_text(e.data.get('rids'))}")
+        self._msg_fact(host, e, fc.M_DLV_START, (opt(e.dcid), rid_text(e.data.get("rids"))))
 
     def _on_dlv_done(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._msg_fact(host, e, fc.M_DONE, (
-            f"{_opt(e.dcid)}{FS}{rid_text(d.get('rids'))}{FS}"
-            f"{flag(d.get('external_quarantine'))}"))
+            opt(e.dcid), rid_text(d.get("rids")), flag(d.get("external_quarantine"))))
 
     def _on_dlv_response(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        self._msg_fact(host, e, fc.M_RESPONSE,
-                       f"{rid_text(d.get('rids'))}{FS}{clean(d.get('response'))}")
+        self._msg_fact(host, e, fc.M_RESPONSE, (rid_text(d.get("rids")), d.get("response") or ""))
 
     def _outcome(self, code: str, host: Host, e: ev.Event) -> None:
         d = e.data
         self._msg_fact(host, e, code, (
-            f"{_opt(e.dcid)}{FS}{rid_text(d.get('rids'))}{FS}{clean(d.get('code'))}{FS}"
-            f"{clean(d.get('reason'))}{FS}{clean(d.get('response'))}"))
+            opt(e.dcid), rid_text(d.get("rids")), d.get("code") or "", d.get("reason") or "",
+            d.get("response") or ""))
 
     def _on_dlv_bounced(self, host: Host, e: ev.Event) -> None:
         self._outcome(fc.M_BOUNCED, host, e)
@@ -754,23 +790,16 @@ class Correlator:
 
     def _on_dlv_pending(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        self._msg_fact(host, e, fc.M_PENDING,
-                       f"{rid_text(d.get('rids'))}{FS}{clean(d.get('until'))}")
+        self._msg_fact(host, e, fc.M_PENDING, (rid_text(d.get("rids")), d.get("until") or ""))
 
     def _on_bounce_log(self, host: Host, e: ev.Event) -> None:
         d = e.data
-        rid = d.get("rid")
         delayed = d.get("delayed")
         if delayed is None:  # older parsers: the bounce log's own word says it
             delayed = e.body.lstrip().startswith("Delayed")
         self._msg_fact(host, e, fc.M_BOUNCE_LOG, (
-            f"{'' if rid is None else rid}{FS}{clean(d.get('recipient'))}{FS}"
-            f"{clean(d.get('reason'))}{FS}{clean(d.get('response'))}{FS}"
-            f"{clean(d.get('sender'))}{FS}{flag(delayed)}"))
-
-
-def _opt(value: int | None) -> str:
-    return "" if value is None else str(value)
+            opt(d.get("rid")), d.get("recipient") or "", d.get("reason") or "",
+            d.get("response") or "", d.get("sender") or "", flag(delayed)))
 
 
 def _kind(s: State) -> str:
@@ -794,6 +823,12 @@ def _split_key(key: str) -> tuple[str, str, int]:
     if len(parts) < 3 or not parts[-1].lstrip("-").isdigit():
         raise ValueError(f"bad state key {key!r} (expected 'host|m|123')")
     return "|".join(parts[:-2]), parts[-2], int(parts[-1])
+
+
+def _held(s: State) -> bool:
+    """The message entered a quarantine more often than it left one."""
+    blob = s.text()
+    return blob.count(SEP + fc.M_QUAR) > blob.count(SEP + fc.M_RELEASE)
 
 
 def _record_id(host: Host, s: State, kind: str) -> str:

@@ -88,8 +88,46 @@ D_NEW: Final = "N"  # interface, ip, port
 D_TLS: Final = "T"  # success(1|""), protocol, cipher, error
 D_CLOSE: Final = "C"  # -
 
-Fact = tuple[int | None, int, str, str, list[str]]
-"""A decoded fact: (time in ms or None, rank, code, the fact string, fields)."""
+Fact = tuple[int, int, str, str, int | None, list[str]]
+"""A decoded fact: (sort time, code rank, the fact string, code, time in ms or None, fields).
+Tuples sort in the order records are folded in (facts without a time last); the fields list
+is padded with empty strings, so a fold can index up to :data:`FIELDS` fields without checks."""
+
+_NO_TIME: Final = 1 << 62
+FIELDS: Final = 6
+_PAD: Final[list[str]] = [""] * FIELDS
+
+
+ENGINE_CODES: Final[dict[str, str]] = {
+    "antispam": "a", "antivirus": "v", "amp": "m", "graymail": "g", "outbreak": "o", "dlp": "l",
+    "spf": "s", "dkim": "k", "dmarc": "d", "sdr": "r",
+}
+VERDICT_CODES: Final[dict[str, str]] = {
+    "negative": "n", "positive": "p", "suspect": "s", "clean": "c", "viral": "x", "pass": "P",
+    "fail": "F", "none": "0", "neutral": "N", "softfail": "S", "temperror": "t",
+    "permerror": "e", "skipped": "k", "encrypted": "E", "unscannable": "u", "malware": "M",
+    "violation": "V", "no violation": "v", "bulk": "b", "marketing_mail": "m",
+}
+"""Frequent verdict words and engines, stored as one letter (an open message keeps a dozen)."""
+_NAMES: Final[dict[str, dict[str, str]]] = {
+    "engine": {code: name for name, code in ENGINE_CODES.items()},
+    "verdict": {code: name for name, code in VERDICT_CODES.items()},
+}
+
+
+def shorten(word: str, codes: dict[str, str]) -> str:
+    """A frequent word as its letter; other words as they are (one-letter words escaped)."""
+    code = codes.get(word)
+    if code is not None:
+        return code
+    return word if len(word) != 1 and word[:1] != "=" else "=" + word
+
+
+def lengthen(text: str, what: str) -> str:
+    """The inverse of :func:`shorten` (``what``: ``engine`` or ``verdict``)."""
+    if len(text) == 1:
+        return _NAMES[what].get(text, text)
+    return text[1:] if text[:1] == "=" else text
 
 
 def clean(text: object) -> str:
@@ -105,6 +143,22 @@ def clean(text: object) -> str:
 def flag(value: object) -> str:
     """A boolean field: ``"1"`` for true, ``""`` for false or unknown."""
     return "1" if value else ""
+
+
+def join(values: tuple[object, ...]) -> str:
+    """Fields joined into a fact's text: ``None`` as ``""``, separators replaced."""
+    try:
+        text = FS.join(values)  # type: ignore[arg-type]  # the common case: all str
+    except TypeError:
+        return FS.join([clean(value) for value in values])
+    if SEP in text or text.count(FS) != len(values) - 1:
+        return FS.join([clean(value) for value in values])
+    return text
+
+
+def opt(value: object) -> str:
+    """A number field: ``""`` when absent."""
+    return "" if value is None else str(value)
 
 
 def rid_text(rids: object) -> str:
@@ -128,25 +182,22 @@ def decode(blob: str, base: int | None, rank: dict[str, int]) -> list[Fact]:
     """
     out: list[Fact] = []
     start = blob.find(SEP)
-    if start < 0:
-        return out
     body = blob[start + 1 : -1]
-    if not body:
+    if start < 0 or not body:
         return out
+    append = out.append
     for fact in body.split(SEP):
         fields = fact.split(FS)
         head = fields[0]
         code = head[:1]
         dt = head[1:]
-        ts = None if dt == "" or base is None else base + int(dt)
-        out.append((ts, rank.get(code, 99), code, fact, fields[1:]))
-    out.sort(key=_sort_key)
+        if dt and base is not None:
+            ts = base + int(dt)
+            append((ts, rank.get(code, 99), fact, code, ts, fields[1:] + _PAD))
+        else:
+            append((_NO_TIME, rank.get(code, 99), fact, code, None, fields[1:] + _PAD))
+    out.sort()
     return out
-
-
-def _sort_key(fact: Fact) -> tuple[int, int, int, str]:
-    ts = fact[0]
-    return (0 if ts is not None else 1, ts or 0, fact[1], fact[3])
 
 
 def codes_in(blob: str, codes: str) -> list[list[str]]:

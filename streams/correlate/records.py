@@ -75,14 +75,22 @@ _FINAL_RCPT: Final = frozenset({"delivered", "hard_bounced", "dropped", "rejecte
 
 # --- Small helpers ----------------------------------------------------------------------------
 
+_ISO_SECONDS: dict[int, str] = {}
+"""Memo of the second part of ISO times (lines of one second share it); bounded."""
+
+
 def iso(ms: int | None) -> str | None:
     """Milliseconds since the epoch -> ISO 8601 UTC (``2024-01-31T12:00:00Z``, ms when not 0)."""
     if ms is None:
         return None
     sec, frac = divmod(ms, 1000)
-    t = time.gmtime(sec)
-    text = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-            f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
+    text = _ISO_SECONDS.get(sec)
+    if text is None:
+        if len(_ISO_SECONDS) >= 100_000:
+            _ISO_SECONDS.clear()
+        t = time.gmtime(sec)
+        text = _ISO_SECONDS[sec] = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+                                    f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}")
     return f"{text}.{frac:03d}Z" if frac else f"{text}Z"
 
 
@@ -114,10 +122,6 @@ def _float(text: str) -> float | None:
         return None
 
 
-def _field(fields: list[str], pos: int) -> str:
-    return fields[pos] if pos < len(fields) else ""
-
-
 # --- Connections ------------------------------------------------------------------------------
 
 def empty_client() -> dict[str, Any]:
@@ -130,83 +134,83 @@ def fold_client(facts: list[fc.Fact]) -> tuple[dict[str, Any], str | None, int]:
     client = empty_client()
     auth_user: str | None = None
     used = 0
-    for _ts, _rank, code, _fact, f in facts:
+    for _t, _r, _x, code, _ts, f in facts:
         if code == fc.C_NEW:
             used += 1
-            client["interface"] = _none(_field(f, 0))
-            client["ip"] = _none(_field(f, 2))
-            client["rdns"] = _none(_field(f, 3))
-            verified = _field(f, 4)
+            client["interface"] = _none(f[0])
+            client["ip"] = _none(f[2])
+            client["rdns"] = _none(f[3])
+            verified = f[4]
             client["rdns_verified"] = True if verified == "1" else (
                 False if verified == "0" else None)
         elif code == fc.C_POLICY:
             used += 1
-            client["flow"] = _none(_field(f, 0))
-            client["sender_group"] = _none(_field(f, 1))
-            client["sbrs"] = _float(_field(f, 3))
-            client["country"] = _none(_field(f, 4))
+            client["flow"] = _none(f[0])
+            client["sender_group"] = _none(f[1])
+            client["sbrs"] = _float(f[3])
+            client["country"] = _none(f[4])
         elif code == fc.C_TLS:
             used += 1
-            if _field(f, 0):
-                client["tls"] = _field(f, 1) or "TLS"
+            if f[0]:
+                client["tls"] = f[1] or "TLS"
             elif client["tls"] is None:
                 client["tls"] = "failed"
         elif code == fc.C_AUTH:
             used += 1
-            if _field(f, 0):
-                auth_user = _none(_field(f, 1))
+            if f[0]:
+                auth_user = _none(f[1])
     return client, auth_user, used
 
 
 def _conn_text(code: str, f: list[str], icid: int) -> str:
     if code == fc.C_NEW:
-        verified = {"1": "verified yes", "0": "verified no"}.get(_field(f, 4), "")
-        return (f"New SMTP ICID {icid} interface {_field(f, 0)} ({_field(f, 1)}) address "
-                f"{_field(f, 2)} reverse dns host {_field(f, 3) or 'unknown'} {verified}").strip()
+        verified = {"1": "verified yes", "0": "verified no"}.get(f[4], "")
+        return (f"New SMTP ICID {icid} interface {f[0]} ({f[1]}) address "
+                f"{f[2]} reverse dns host {f[3] or 'unknown'} {verified}").strip()
     if code == fc.C_POLICY:
-        sbrs = _field(f, 3) or "None"
-        text = f"ICID {icid} {_field(f, 0)} SG {_field(f, 1)} match {_field(f, 2)} SBRS {sbrs}"
-        if _field(f, 4):
-            text += f" country {_field(f, 4)}"
-        return text + (" (delayed)" if _field(f, 5) else "")
+        sbrs = f[3] or "None"
+        text = f"ICID {icid} {f[0]} SG {f[1]} match {f[2]} SBRS {sbrs}"
+        if f[4]:
+            text += f" country {f[4]}"
+        return text + (" (delayed)" if f[5] else "")
     if code == fc.C_TLS:
-        if _field(f, 0):
-            return f"ICID {icid} TLS success protocol {_field(f, 1)} cipher {_field(f, 2)}"
-        return f"ICID {icid} TLS failed: {_field(f, 3)}"
+        if f[0]:
+            return f"ICID {icid} TLS success protocol {f[1]} cipher {f[2]}"
+        return f"ICID {icid} TLS failed: {f[3]}"
     if code == fc.C_AUTH:
-        outcome = "succeeded" if _field(f, 0) else "failed"
-        return (f"SMTP Auth: (ICID {icid}) {outcome} for user: {_field(f, 1)} using AUTH "
-                f"mechanism: {_field(f, 2)} with profile: {_field(f, 3)}")
+        outcome = "succeeded" if f[0] else "failed"
+        return (f"SMTP Auth: (ICID {icid}) {outcome} for user: {f[1]} using AUTH "
+                f"mechanism: {f[2]} with profile: {f[3]}")
     if code == fc.C_MID:
-        return f"Start MID {_field(f, 0)} ICID {icid}"
-    return f"ICID {icid} {'lost' if _field(f, 0) else 'close'}"
+        return f"Start MID {f[0]} ICID {icid}"
+    return f"ICID {icid} {'lost' if f[0] else 'close'}"
 
 
 def connection_record(host: Host, s: ConnState) -> tuple[Record, int]:
     """The connection record of ``s`` and its revision."""
-    facts = fc.decode(s.blob, s.base, fc.CONN_RANK)
+    facts = fc.decode(s.text(), s.base, fc.CONN_RANK)
     client, auth_user, _used = fold_client(facts)
     started = closed = None
     lost = False
     action: str | None = None
     mids: set[int] = set()
     events: list[dict[str, Any]] = []
-    for ts, _rank, code, _fact, f in facts:
+    for _t, _r, _x, code, ts, f in facts:
         if code == fc.C_NEW and started is None:
             started = ts
         elif code == fc.C_POLICY:
-            action = _none(_field(f, 0))
+            action = _none(f[0])
         elif code == fc.C_MID:
-            mid = _int(_field(f, 0))
+            mid = _int(f[0])
             if mid is not None:
                 mids.add(mid)
             continue  # the message records carry these; not a connection event
         elif code == fc.C_CLOSE:
             closed = ts if closed is None else closed
-            lost = lost or bool(_field(f, 0))
+            lost = lost or bool(f[0])
         events.append({"ts": iso(ts), "kind": _CONN_KIND_OF_CODE.get(code, code),
                        "text": _conn_text(code, f, s.ident)})
-    timed = [ts for ts, *_ in facts if ts is not None]
+    timed = [fact[4] for fact in facts if fact[4] is not None]
     if started is None and timed:
         started = timed[0]
     start_key = _frozen_start(s, started)
@@ -333,152 +337,145 @@ def _rids(fold: _Fold, text: str) -> list[int]:
 
 
 def _verdict(fold: _Fold, code: str, f: list[str]) -> None:
-    engine, verdict = _field(f, 0), _field(f, 1)
+    engine, verdict = fc.lengthen(f[0], "engine"), fc.lengthen(f[1], "verdict")
     if engine not in fold.verdicts or engine == "virus_name":
         return
     interim = code == fc.M_INTERIM
     if interim and engine in fold.finals:
         return  # a final verdict was seen earlier; interim ones never override it
-    if engine == "spf" and "helo" in _field(f, 2) and fold.verdicts["spf"] is not None:
+    if engine == "spf" and "helo" in f[2] and fold.verdicts["spf"] is not None:
         return  # the mail-from identity is the verdict that matters
     fold.verdicts[engine] = verdict or None
     if not interim:
         fold.finals.add(engine)
-    if engine == "antivirus" and _field(f, 3):
-        fold.verdicts["virus_name"] = _field(f, 3)
+    if engine == "antivirus" and f[3]:
+        fold.verdicts["virus_name"] = f[3]
+
+
+def _verdict_text(f: list[str], interim: bool) -> str:
+    text = (f"{fc.lengthen(f[0], 'engine')} {'interim ' if interim else ''}verdict "
+            f"{fc.lengthen(f[1], 'verdict')}")
+    if f[3]:
+        text += f" '{f[3]}'"
+    return f"{text} ({f[2]})" if f[2] else text
+
+
+def _rcpt_text(f: list[str], mid: int) -> str:
+    text = f"RID {f[0]} To: <{f[1]}>"
+    return f"{text} Rejected: {f[3] or 'by RAT'}" if f[2] else text
+
+
+def _policy_text(f: list[str], mid: int) -> str:
+    who = f"recipients [{f[2]}]" if f[2] else "all recipients"
+    return f"matched {who} for per-recipient policy {f[0]} in the {f[1] or 'unknown'} table"
+
+
+def _quarantine_text(f: list[str], mid: int) -> str:
+    text = f"quarantined to \"{f[0]}\""
+    if f[1]:
+        text += f" ({f[1]})"
+    return text + (" (centralized)" if f[2] else "")
+
+
+def _attempt_text(word: str) -> Callable[[list[str], int], str]:
+    def text(f: list[str], mid: int) -> str:
+        return f"{word}: DCID {f[0]} to RID [{f[1]}] - {f[2]} - {f[3]} {f[4]}".rstrip()
+    return text
+
+
+_TEXT: Final[dict[str, Callable[[list[str], int], str]]] = {
+    fc.M_START: lambda f, mid: f"Start MID {mid} ICID {f[0]}",
+    fc.M_FROM: lambda f, mid: f"From: <{f[0]}>",
+    fc.M_RCPT: _rcpt_text,
+    fc.M_MSGID: lambda f, mid: f"Message-ID '{f[0]}'",
+    fc.M_SUBJECT: lambda f, mid: f"Subject '{f[0]}'",
+    fc.M_READY: lambda f, mid: f"ready {f[0]} bytes from <{f[1]}>",
+    fc.M_POLICY: _policy_text,
+    fc.M_INTERIM: lambda f, mid: _verdict_text(f, True),
+    fc.M_VERDICT: lambda f, mid: _verdict_text(f, False),
+    fc.M_ATTACH: lambda f, mid: f"attachment '{f[0]}'",
+    fc.M_URL: lambda f, mid: f"URL {f[0]} {f[1]}".rstrip(),
+    fc.M_CUSTOM: lambda f, mid: f"Custom Log Entry: {f[0]}",
+    fc.M_INFO: lambda f, mid: f[0],
+    fc.M_QUAR: _quarantine_text,
+    fc.M_RELEASE: lambda f, mid: f"released from quarantine \"{f[0]}\"" + (
+        f" ({f[1]})" if f[1] else ""),
+    fc.M_REWRITE_TO: lambda f, mid: f"rewritten to MID {f[0]}" + (f" by {f[1]}" if f[1] else ""),
+    fc.M_REWRITE_FROM: lambda f, mid: f"rewritten from MID {f[0]}" + (
+        f" by {f[1]}" if f[1] else ""),
+    fc.M_SPLIT_TO: lambda f, mid: f"split creating MID {f[0]} due to per-recipient policy "
+                                  f"{f[1]}",
+    fc.M_SPLIT_FROM: lambda f, mid: f"split from MID {f[0]} due to per-recipient policy {f[1]}",
+    fc.M_GEN_TO: lambda f, mid: f"bounce message MID {f[0]} generated" if f[2] else
+    f"MID {f[0]} generated based on it ({f[1]})",
+    fc.M_GEN_FROM: lambda f, mid: f"generated for bounce of MID {f[0]}" if f[2] else
+    f"generated based on MID {f[0]} ({f[1]})",
+    fc.M_QUEUED: lambda f, mid: "queued for delivery",
+    fc.M_DLV_START: lambda f, mid: f"Delivery start DCID {f[0]} to RID [{f[1]}]",
+    fc.M_DELAYED: _attempt_text("Delayed"),
+    fc.M_BOUNCED: _attempt_text("Bounced"),
+    fc.M_PENDING: lambda f, mid: f"to RID [{f[0]}] pending till {f[1]}",
+    fc.M_DONE: lambda f, mid: f"Message done DCID {f[0]} to RID [{f[1]}]" + (
+        " (external quarantine)" if f[2] else ""),
+    fc.M_RESPONSE: lambda f, mid: f"RID [{f[0]}] Response {f[1]}",
+    fc.M_BOUNCE_LOG: lambda f, mid: (f"{'Delayed' if f[5] else 'Bounced'}: RID {f[0]} To: "
+                                     f"<{f[1]}> {f[2]} {f[3]}").rstrip(),
+    fc.M_ABORTED: lambda f, mid: f"Message aborted: {f[0]}",
+    fc.M_FINISHED: lambda f, mid: f"Message finished {f[0]}",
+}
+"""Code -> the timeline text of a fact (close to the log line it came from)."""
 
 
 def _msg_text(code: str, f: list[str], mid: int) -> str:
-    if code == fc.M_START:
-        return f"Start MID {mid} ICID {_field(f, 0)}"
-    if code == fc.M_FROM:
-        return f"From: <{_field(f, 0)}>"
-    if code == fc.M_RCPT:
-        text = f"RID {_field(f, 0)} To: <{_field(f, 1)}>"
-        if _field(f, 2):
-            text += f" Rejected: {_field(f, 3) or 'by RAT'}"
-        return text
-    if code == fc.M_MSGID:
-        return f"Message-ID '{_field(f, 0)}'"
-    if code == fc.M_SUBJECT:
-        return f"Subject '{_field(f, 0)}'"
-    if code == fc.M_READY:
-        return f"ready {_field(f, 0)} bytes from <{_field(f, 1)}>"
-    if code == fc.M_POLICY:
-        who = f"recipients [{_field(f, 2)}]" if _field(f, 2) else "all recipients"
-        return (f"matched {who} for per-recipient policy {_field(f, 0)} in the "
-                f"{_field(f, 1) or 'unknown'} table")
-    if code in (fc.M_INTERIM, fc.M_VERDICT):
-        text = f"{_field(f, 0)} {'interim ' if code == fc.M_INTERIM else ''}verdict " \
-               f"{_field(f, 1)}"
-        if _field(f, 3):
-            text += f" '{_field(f, 3)}'"
-        if _field(f, 2):
-            text += f" ({_field(f, 2)})"
-        return text
-    if code == fc.M_ATTACH:
-        return f"attachment '{_field(f, 0)}'"
-    if code == fc.M_URL:
-        return f"URL {_field(f, 0)} {_field(f, 1)}".rstrip()
-    if code == fc.M_CUSTOM:
-        return f"Custom Log Entry: {_field(f, 0)}"
-    if code == fc.M_INFO:
-        return _field(f, 0)
-    if code == fc.M_QUAR:
-        text = f"quarantined to \"{_field(f, 0)}\""
-        if _field(f, 1):
-            text += f" ({_field(f, 1)})"
-        return text + (" (centralized)" if _field(f, 2) else "")
-    if code == fc.M_RELEASE:
-        text = f"released from quarantine \"{_field(f, 0)}\""
-        return text + (f" ({_field(f, 1)})" if _field(f, 1) else "")
-    if code == fc.M_REWRITE_TO:
-        return f"rewritten to MID {_field(f, 0)} by {_field(f, 1)}".rstrip(" by")
-    if code == fc.M_REWRITE_FROM:
-        return f"rewritten from MID {_field(f, 0)} by {_field(f, 1)}".rstrip(" by")
-    if code == fc.M_SPLIT_TO:
-        return f"split creating MID {_field(f, 0)} due to per-recipient policy {_field(f, 1)}"
-    if code == fc.M_SPLIT_FROM:
-        return f"split from MID {_field(f, 0)} due to per-recipient policy {_field(f, 1)}"
-    if code == fc.M_GEN_TO:
-        if _field(f, 2):
-            return f"bounce message MID {_field(f, 0)} generated"
-        return f"MID {_field(f, 0)} generated based on it ({_field(f, 1)})"
-    if code == fc.M_GEN_FROM:
-        if _field(f, 2):
-            return f"generated for bounce of MID {_field(f, 0)}"
-        return f"generated based on MID {_field(f, 0)} ({_field(f, 1)})"
-    if code == fc.M_QUEUED:
-        return "queued for delivery"
-    if code == fc.M_DLV_START:
-        return f"Delivery start DCID {_field(f, 0)} to RID [{_field(f, 1)}]"
-    if code in (fc.M_DELAYED, fc.M_BOUNCED):
-        word = "Delayed" if code == fc.M_DELAYED else "Bounced"
-        return (f"{word}: DCID {_field(f, 0)} to RID [{_field(f, 1)}] - {_field(f, 2)} - "
-                f"{_field(f, 3)} {_field(f, 4)}").rstrip()
-    if code == fc.M_PENDING:
-        return f"to RID [{_field(f, 0)}] pending till {_field(f, 1)}"
-    if code == fc.M_DONE:
-        text = f"Message done DCID {_field(f, 0)} to RID [{_field(f, 1)}]"
-        return text + (" (external quarantine)" if _field(f, 2) else "")
-    if code == fc.M_RESPONSE:
-        return f"RID [{_field(f, 0)}] Response {_field(f, 1)}"
-    if code == fc.M_BOUNCE_LOG:
-        word = "Delayed" if _field(f, 5) else "Bounced"
-        return (f"{word}: RID {_field(f, 0)} To: <{_field(f, 1)}> {_field(f, 2)} "
-                f"{_field(f, 3)}").rstrip()
-    if code == fc.M_ABORTED:
-        return f"Message aborted: {_field(f, 0)}"
-    if code == fc.M_FINISHED:
-        return f"Message finished {_field(f, 0)}"
-    return _field(f, 0)
+    render = _TEXT.get(code)
+    return f[0] if render is None else render(f, mid)
 
 
 def _on_start(fold: _Fold, ts: int | None, f: list[str]) -> None:
     if fold.started is None:
         fold.started = ts
     if fold.icid is None:
-        fold.icid = _int(_field(f, 0))
+        fold.icid = _int(f[0])
 
 
 def _on_from(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.sender = _field(f, 0)
+    fold.sender = f[0]
     if fold.icid is None:
-        fold.icid = _int(_field(f, 1))
+        fold.icid = _int(f[1])
 
 
 def _on_rcpt(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    rid = _int(_field(f, 0))
+    rid = _int(f[0])
     if rid is None:
         return
     rcpt = _rcpt(fold, rid)
-    rcpt["address"] = _none(_field(f, 1))
-    if _field(f, 2):
+    rcpt["address"] = _none(f[1])
+    if f[2]:
         _set_status(rcpt, "rejected", ts)
-        rcpt["response"] = _field(f, 3) or "Rejected by RAT"
+        rcpt["response"] = f[3] or "Rejected by RAT"
     if fold.icid is None:
-        fold.icid = _int(_field(f, 4))
+        fold.icid = _int(f[4])
 
 
 def _on_message_id(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.message_id = _field(f, 0)
+    fold.message_id = f[0]
 
 
 def _on_subject(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.subject = _field(f, 0)
+    fold.subject = f[0]
 
 
 def _on_ready(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.size = _int(_field(f, 0))
-    fold.ready_sender = _field(f, 1) if len(f) > 1 else None
+    fold.size = _int(f[0])
+    fold.ready_sender = f[1] if len(f) > 1 else None
 
 
 def _on_policy(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.policy = fold.policy or _none(_field(f, 0))
-    direction = _field(f, 1).lower()
+    fold.policy = fold.policy or _none(f[0])
+    direction = f[1].lower()
     if direction in ("inbound", "outbound"):
         fold.direction = direction
-    fold.policies.append((_field(f, 0), _field(f, 2)))
+    fold.policies.append((f[0], f[2]))
 
 
 def _on_interim(fold: _Fold, ts: int | None, f: list[str]) -> None:
@@ -490,12 +487,12 @@ def _on_verdict(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 
 def _on_attachment(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    if _field(f, 0) not in fold.attachments:
-        fold.attachments.append(_field(f, 0))
+    if f[0] not in fold.attachments:
+        fold.attachments.append(f[0])
 
 
 def _on_quarantine(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    name = _field(f, 0)
+    name = f[0]
     low = name.lower()
     if not any(q["released_at"] is None and q["name"].lower() == low
                for q in fold.quarantines):  # ISQ tagging, then RPC delivery: one stay
@@ -508,28 +505,28 @@ def _on_quarantine(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 
 def _on_release(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    _release(fold, _field(f, 0), ts)
+    _release(fold, f[0], ts)
 
 
 def _on_child(code: str) -> _FoldStep:
     def step(fold: _Fold, ts: int | None, f: list[str]) -> None:
-        child = _int(_field(f, 0))
+        child = _int(f[0])
         if child is not None:
-            fold.children.append((code, child, _field(f, 1)))
+            fold.children.append((code, child, f[1]))
     return step
 
 
 def _on_parent(code: str) -> _FoldStep:
     def step(fold: _Fold, ts: int | None, f: list[str]) -> None:
         if fold.parent is None:
-            fold.parent = _int(_field(f, 0))
-            fold.parent_kind = "bounce" if code == fc.M_GEN_FROM and _field(f, 2) else code
+            fold.parent = _int(f[0])
+            fold.parent_kind = "bounce" if code == fc.M_GEN_FROM and f[2] else code
     return step
 
 
 def _on_dlv_start(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    dcid = _int(_field(f, 0))
-    for rid in _rids(fold, _field(f, 1)):
+    dcid = _int(f[0])
+    for rid in _rids(fold, f[1]):
         rcpt = _rcpt(fold, rid)
         rcpt["dcid"] = dcid
         if rcpt["status"] == "quarantined":
@@ -542,9 +539,9 @@ def _on_attempt_failed(code: str) -> _FoldStep:
     status = "soft_bounced" if code == fc.M_DELAYED else "hard_bounced"
 
     def step(fold: _Fold, ts: int | None, f: list[str]) -> None:
-        dcid = _int(_field(f, 0))
-        response = " - ".join(p for p in (_field(f, 2), _field(f, 3), _field(f, 4)) if p)
-        for rid in _rids(fold, _field(f, 1)):
+        dcid = _int(f[0])
+        response = " - ".join(p for p in (f[2], f[3], f[4]) if p)
+        for rid in _rids(fold, f[1]):
             rcpt = _rcpt(fold, rid)
             if dcid is not None:
                 rcpt["dcid"] = dcid
@@ -557,7 +554,7 @@ def _on_attempt_failed(code: str) -> _FoldStep:
 
 
 def _on_pending(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    for rid in _rids(fold, _field(f, 0)):
+    for rid in _rids(fold, f[0]):
         rcpt = _rcpt(fold, rid)
         if rcpt["status"] not in _FINAL_RCPT:
             _set_status(rcpt, "soft_bounced", ts)
@@ -565,9 +562,9 @@ def _on_pending(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 
 def _on_done(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    dcid = _int(_field(f, 0))
-    external = bool(_field(f, 2))
-    for rid in _rids(fold, _field(f, 1)):
+    dcid = _int(f[0])
+    external = bool(f[2])
+    for rid in _rids(fold, f[1]):
         rcpt = _rcpt(fold, rid)
         if dcid is not None:
             rcpt["dcid"] = dcid
@@ -579,28 +576,28 @@ def _on_done(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 
 def _on_response(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    for rid in _rids(fold, _field(f, 0)):
-        _rcpt(fold, rid)["response"] = _none(_field(f, 1))
+    for rid in _rids(fold, f[0]):
+        _rcpt(fold, rid)["response"] = _none(f[1])
 
 
 def _on_bounce_log(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    rid = _int(_field(f, 0))
+    rid = _int(f[0])
     if rid is None:
         return
     rcpt = _rcpt(fold, rid)
     if rcpt["address"] is None:
-        rcpt["address"] = _none(_field(f, 1))
-    status = "soft_bounced" if _field(f, 5) else "hard_bounced"
+        rcpt["address"] = _none(f[1])
+    status = "soft_bounced" if f[5] else "hard_bounced"
     if not (status == "soft_bounced" and rcpt["status"] in _FINAL_RCPT):
         _set_status(rcpt, status, ts)
-    rcpt["response"] = " - ".join(p for p in (_field(f, 2), _field(f, 3)) if p) or None
-    if _field(f, 4):
-        fold.ready_sender = fold.ready_sender or _field(f, 4)
+    rcpt["response"] = " - ".join(p for p in (f[2], f[3]) if p) or None
+    if f[4]:
+        fold.ready_sender = fold.ready_sender or f[4]
     fold.tags.add(status)
 
 
 def _on_aborted(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    fold.aborted = _field(f, 0) or "aborted"
+    fold.aborted = f[0] or "aborted"
     status = "dropped" if "drop" in fold.aborted.lower() else "aborted"
     for rcpt in fold.rcpts.values():
         if rcpt["status"] not in _FINAL_RCPT:
@@ -609,9 +606,8 @@ def _on_aborted(fold: _Fold, ts: int | None, f: list[str]) -> None:
 
 
 def _on_finished(fold: _Fold, ts: int | None, f: list[str]) -> None:
-    if fold.finished is None:
-        fold.finished = ts
-    fold.finished_outcome = _field(f, 0) or "done"
+    fold.finished = ts  # the last one: a message finished in a quarantine finishes again
+    fold.finished_outcome = f[0] or "done"
     if fold.finished_outcome == "aborted":
         for rcpt in fold.rcpts.values():
             if rcpt["status"] not in _FINAL_RCPT:
@@ -639,18 +635,25 @@ def fold_message(mid: int, facts: list[fc.Fact],
     """The message fields from its own facts, in order; ``inherited_rcpts`` seed the recipients
     of a child that logs none of its own."""
     fold = _Fold()
-    if inherited_rcpts and not any(code == fc.M_RCPT for _t, _r, code, _x, _f in facts):
+    if inherited_rcpts and not any(fact[3] == fc.M_RCPT for fact in facts):
         for rcpt in inherited_rcpts:
             _rcpt(fold, rcpt["rid"])["address"] = rcpt["address"]
     inherited_codes = fc.INHERITED_CODES
-    for ts, _rank, code, _fact, f in facts:
+    kinds, texts, steps = _KIND_OF_CODE, _TEXT, _FOLD
+    events_append, timed_append = fold.events.append, fold.timed.append
+    last_ms: int | None = None
+    last_iso: str | None = None
+    for _t, _r, _x, code, ts, f in facts:
         if ts is not None:
-            fold.timed.append(ts)
-        fold.events.append({"ts": iso(ts), "kind": _KIND_OF_CODE.get(code, ev.MSG_INFO),
-                            "text": _msg_text(code, f, mid)})
+            timed_append(ts)
+        if ts != last_ms:
+            last_ms, last_iso = ts, iso(ts)
+        render = texts.get(code)
+        events_append({"ts": last_iso, "kind": kinds.get(code, ev.MSG_INFO),
+                       "text": f[0] if render is None else render(f, mid)})
         if code in inherited_codes:
             fold.inheritable += 1
-        step = _FOLD.get(code)
+        step = steps.get(code)
         if step is not None:
             step(fold, ts, f)
     if fold.sender is None:
@@ -733,12 +736,15 @@ def _client_join(host: Host, s: MsgState, icid: int | None
     names this MID (or this message has no snapshot yet), else from the snapshot."""
     conn = host.conns.get(icid) if icid is not None else None
     if conn is not None and (s.client is None or
-                             f"{fc.SEP}{fc.C_MID}{fc.FS}{s.ident}{fc.SEP}" in conn.blob):
-        facts = [f for f in fc.decode(conn.blob, conn.base, fc.CONN_RANK)
-                 if f[2] in fc.CLIENT_CODES]
-        client, auth_user, used = fold_client(facts)
+                             f"{fc.SEP}{fc.C_MID}{fc.FS}{s.ident}{fc.SEP}" in conn.text()):
+        cached = conn.cache
+        if cached is None or cached[0] != conn.n:
+            facts = [f for f in fc.decode(conn.text(), conn.base, fc.CONN_RANK)
+                     if f[3] in fc.CLIENT_CODES]
+            cached = conn.cache = (conn.n, *fold_client(facts))
+        _n, client, auth_user, used = cached
         if used:
-            return client, auth_user, used
+            return dict(client), auth_user, used
     snap = _load(s.client)
     if snap:
         return snap[0], snap[1], int(snap[2])
@@ -747,7 +753,7 @@ def _client_join(host: Host, s: MsgState, icid: int | None
 
 def snapshot_client(conn: ConnState) -> str | None:
     """The client of a connection as the snapshot its messages keep once it is gone."""
-    facts = [f for f in fc.decode(conn.blob, conn.base, fc.CONN_RANK) if f[2] in fc.CLIENT_CODES]
+    facts = [f for f in fc.decode(conn.text(), conn.base, fc.CONN_RANK) if f[3] in fc.CLIENT_CODES]
     client, auth_user, used = fold_client(facts)
     if not used:
         return None
@@ -756,10 +762,10 @@ def snapshot_client(conn: ConnState) -> str | None:
 
 def _parent_of(facts: list[fc.Fact]) -> tuple[int | None, str | None]:
     """(parent MID, how it was derived: a PARENT_CODES code, or "bounce")."""
-    for _ts, _rank, code, _fact, f in facts:
+    for _t, _r, _x, code, _ts, f in facts:
         if code in fc.PARENT_CODES:
-            kind = "bounce" if code == fc.M_GEN_FROM and _field(f, 2) else code
-            return _int(_field(f, 0)), kind
+            kind = "bounce" if code == fc.M_GEN_FROM and f[2] else code
+            return _int(f[0]), kind
     return None, None
 
 
@@ -769,7 +775,10 @@ def _inherit(host: Host, s: MsgState, parent_mid: int, kind: str | None, *, dept
     ext = _load(s.ext) or {}
     parent = host.msgs.get(parent_mid)
     if parent is not None and parent is not s and depth < _MAX_LINEAGE_DEPTH:
+        frozen = isinstance(parent.blob, bytes)
         prec, _rev, count = _build(host, parent, depth + 1)
+        if frozen:
+            parent.freeze()  # read for its child's sake: leave it as it was
         if kind == "bounce":
             inherited: Record = {"sender": "", "recipients": (
                 [{"rid": 0, "address": prec["sender"]}] if prec.get("sender") else [])}
@@ -805,8 +814,8 @@ def _remote_ips(host: Host, s: MsgState, dcids: set[int], own: bool
         dlv = host.dlvs.get(dcid)
         if dlv is None:
             continue
-        for fields in fc.codes_in(dlv.blob, fc.D_NEW):
-            ip = _field(fields, 1)
+        for fields in fc.codes_in(dlv.text(), fc.D_NEW):
+            ip = fields[1]
             if ip and known.get(str(dcid)) != ip:
                 known[str(dcid)] = ip
                 changed = True
@@ -828,7 +837,7 @@ def _build(host: Host, s: MsgState, depth: int) -> tuple[Record, int, int]:
     emitted (depth 0) updates its own snapshots and freezes its id; a parent built for its
     child's sake is left untouched."""
     own = depth == 0
-    facts = fc.decode(s.blob, s.base, fc.MSG_RANK)
+    facts = fc.decode(s.text(), s.base, fc.MSG_RANK)
     inherited: Record | None = None
     inherited_count = 0
     if s.flags & PARENT:
