@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     grace_seconds: float = Field(default=10.0, ge=0)
     message_horizon_hours: float = Field(default=80.0, gt=0)
     connection_horizon_hours: float = Field(default=2.0, gt=0)
-    retain_finished_seconds: float = Field(default=3600.0, ge=0)
+    retain_finished_seconds: float = Field(default=900.0, ge=0)
     """Log time a finished message / closed connection stays in the correlator for late lines
     and redeliveries (re-emitted on change), before its state is dropped."""
 

@@ -93,7 +93,7 @@ class Correlator:
         grace_seconds: float = 10.0,
         message_horizon: float = 80 * HOUR,
         connection_horizon: float = 2 * HOUR,
-        retain_seconds: float = HOUR,
+        retain_seconds: float = 900.0,
         default_host: str = "esa",
         track_dirty: bool = False,
         max_facts: int = 2000,
@@ -185,6 +185,7 @@ class Correlator:
                 if self.track_dirty:
                     self._dirty.add((h.name, "w", 0))
                 self._run_due(h)
+        self._out = []  # the caller owns the records now
         return out
 
     def flush(self) -> list[Record]:
@@ -200,6 +201,7 @@ class Correlator:
             for mid in sorted(host.msgs):
                 if host.msgs[mid].flags & PENDING:
                     self._emit(host, host.msgs[mid])
+        self._out = []  # the caller owns the records now
         return out
 
     def retired_ids(self) -> list[str]:
