@@ -3,6 +3,7 @@ already applied (version conflicts), to retry (429/5xx) and rejected (other 4xx)
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from streams.indexer.records import KafkaRecord
 
 CONFLICT = 409
+MIN_CHUNK = 500
+"""Below this many actions per request, splitting a batch costs more than it gains."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,18 @@ def encode_bulk(actions: Sequence[Action]) -> bytes:
         parts.append(action.source)
     parts.append(b"")
     return b"\n".join(parts)
+
+
+def split_by_id(actions: Sequence[Action], parts: int) -> list[list[Action]]:
+    """Split ``actions`` into at most ``parts`` non-empty lists, keeping every action on one
+    document id in the same list and in order (so parallel requests never reorder writes to a
+    document). Small batches stay whole."""
+    if parts <= 1 or len(actions) < 2 * MIN_CHUNK:
+        return [list(actions)]
+    chunks: list[list[Action]] = [[] for _ in range(parts)]
+    for action in actions:
+        chunks[zlib.crc32(action.doc_id.encode()) % parts].append(action)
+    return [chunk for chunk in chunks if chunk]
 
 
 def retryable_status(status: int) -> bool:

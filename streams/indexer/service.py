@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -34,7 +35,14 @@ from streams.archive.chain import ChainBuilder, RawLine
 from streams.archive.store import existing_ids, recover_head
 from streams.indexer.backoff import Backoff
 from streams.indexer.batch import Batcher, commit_offsets
-from streams.indexer.bulk import Action, classify, encode_bulk, retryable_status
+from streams.indexer.bulk import (
+    Action,
+    BulkResult,
+    classify,
+    encode_bulk,
+    retryable_status,
+    split_by_id,
+)
 from streams.indexer.deadletter import encode_dead_letter
 from streams.indexer.metrics import IndexerMetrics
 from streams.indexer.raw import plan_raw, to_raw_line
@@ -48,6 +56,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Position = tuple[str, int]
 BULK_FILTER = "errors,items.*.status,items.*.error"
+BulkReply = dict[str, Any] | TransportError
 
 
 class Abandoned(Exception):
@@ -116,6 +125,8 @@ class Indexer:
         self._held: list[KafkaRecord] = []
         """Records polled while paused (kept for the next batch, never dropped)."""
         self._last_error_log = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=settings.indexer_bulk_concurrency,
+                                        thread_name_prefix="indexer-bulk")
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -195,6 +206,7 @@ class Indexer:
         if self._producer is not None:
             self._producer.flush(5)
             self._producer = None
+        self._pool.shutdown()
         self.client.close()
 
     # --- the loop -----------------------------------------------------------------------
@@ -281,6 +293,22 @@ class Indexer:
                                                     params={"filter_path": BULK_FILTER})
         return response
 
+    def _send(self, actions: list[Action]) -> list[tuple[list[Action], BulkReply]]:
+        """Send ``actions`` as up to ``indexer_bulk_concurrency`` bulk requests in parallel
+        (OpenSearch indexes one request per write thread); each reply or TransportError is
+        paired with the actions of its request."""
+        chunks = split_by_id(actions, self.settings.indexer_bulk_concurrency)
+
+        def send(chunk: list[Action]) -> tuple[list[Action], BulkReply]:
+            try:
+                return chunk, self._bulk(chunk)
+            except TransportError as exc:
+                return chunk, exc
+
+        if len(chunks) == 1:
+            return [send(chunks[0])]
+        return list(self._pool.map(send, chunks))
+
     def _index(self, actions: list[Action]) -> list[DeadLetter]:
         """Index until every action is acknowledged; return the ones OpenSearch rejected."""
         letters: list[DeadLetter] = []
@@ -288,35 +316,44 @@ class Indexer:
         backoff = self._backoff()
         while pending:
             self._check()
-            try:
-                response = self._bulk(pending)
-            except TransportError as exc:
-                if is_retryable(exc):
-                    self._wait("opensearch", str(exc), backoff)
+            retry: list[Action] = []
+            cause, reason = "", ""
+            for chunk, reply in self._send(pending):
+                if isinstance(reply, TransportError):
+                    if is_retryable(reply):
+                        retry += chunk
+                        cause, reason = "opensearch", str(reply)
+                    elif len(chunk) > 1:  # a request-level refusal: find the culprit by halving
+                        half = len(chunk) // 2
+                        letters += self._index(chunk[:half]) + self._index(chunk[half:])
+                    else:
+                        letters.append(DeadLetter(
+                            chunk[0].origin,
+                            f"bulk request refused: {reply.status_code} {reply.error}", "index"))
                     continue
-                if len(pending) > 1:  # a request-level refusal: find the culprit by halving
-                    half = len(pending) // 2
-                    return letters + self._index(pending[:half]) + self._index(pending[half:])
-                letters.append(DeadLetter(pending[0].origin,
-                                          f"bulk request refused: {exc.status_code} {exc.error}",
-                                          "index"))
-                break
-            result = classify(pending, response)
-            for action in result.indexed:
-                self.metrics.indexed.labels(action.kind).inc()
-            for action in result.applied:
-                self.metrics.applied.labels(action.kind).inc()
-            for action, reason in result.rejected:
-                if action.kind == "raw":
-                    log.error("indexer: raw line %s/%s refused (%s): its chain link is missing",
-                              action.index, action.doc_id, reason)
-                letters.append(DeadLetter(action.origin, reason, "index"))
-            pending = [action for action, _reason in result.retry]
+                result = classify(chunk, reply)
+                self._count(result)
+                letters += [DeadLetter(action.origin, why, "index")
+                            for action, why in result.rejected]
+                if result.retry:
+                    retry += [action for action, _why in result.retry]
+                    cause = cause or "opensearch items"
+                    reason = reason or f"{len(result.retry)} documents: {result.retry[0][1]}"
+            pending = retry
             if pending:
-                self._wait("opensearch items", f"{len(pending)} documents: {result.retry[0][1]}",
-                           backoff)
+                self._wait(cause, reason, backoff)
         self.metrics.outage = None
         return letters
+
+    def _count(self, result: BulkResult) -> None:
+        for action in result.indexed:
+            self.metrics.indexed.labels(action.kind).inc()
+        for action in result.applied:
+            self.metrics.applied.labels(action.kind).inc()
+        for action, reason in result.rejected:
+            if action.kind == "raw":
+                log.error("indexer: raw line %s/%s refused (%s): its chain link is missing",
+                          action.index, action.doc_id, reason)
 
     # --- Kafka --------------------------------------------------------------------------
 

@@ -113,12 +113,14 @@ def _with_digest(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_index_template(body: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """An index template with the configured shard and replica counts and its digest."""
+    """An index template with the configured shard and replica counts, refresh interval and
+    its digest."""
     rendered = copy.deepcopy(body)
     index_settings = rendered.setdefault("template", {}).setdefault("settings", {})
     index_settings.setdefault("index", {}).update(
         number_of_shards=settings.opensearch_shards,
         number_of_replicas=settings.opensearch_replicas,
+        refresh_interval=settings.opensearch_refresh_interval,
     )
     return _with_digest(rendered)
 

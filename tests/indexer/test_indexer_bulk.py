@@ -5,7 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams.indexer.bulk import Action, classify, encode_bulk, item_reason, retryable_status
+from streams.indexer.bulk import (
+    Action,
+    classify,
+    encode_bulk,
+    item_reason,
+    retryable_status,
+    split_by_id,
+)
 from streams.indexer.records import KafkaRecord
 
 
@@ -75,3 +82,19 @@ def test_retryable_status(status: int, retry: bool) -> None:
 def test_item_reason_without_error_object() -> None:
     """A non-object error still yields a readable reason."""
     assert item_reason(400, "bad") == "400 bad"
+
+
+def test_split_keeps_each_document_in_one_chunk_in_order() -> None:
+    """Splitting for parallel requests keeps all actions on one id together and in order,
+    loses none, and leaves small batches whole."""
+    actions = [action(n % 700) for n in range(2100)]
+    chunks = split_by_id(actions, 3)
+    assert 1 < len(chunks) <= 3
+    assert sorted(a.origin.offset for c in chunks for a in c) == sorted(
+        a.origin.offset for a in actions)
+    homes = {a.doc_id: i for i, chunk in enumerate(chunks) for a in chunk}
+    for i, chunk in enumerate(chunks):
+        assert all(homes[a.doc_id] == i for a in chunk)
+        assert chunk == [a for a in actions if homes[a.doc_id] == i]
+    assert split_by_id(actions[:999], 3) == [actions[:999]]
+    assert split_by_id(actions, 1) == [actions]
