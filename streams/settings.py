@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     opensearch_verify_certs: bool = True
     opensearch_shards: int = Field(default=1, ge=1)
     opensearch_replicas: int = Field(default=0, ge=0)
+    opensearch_refresh_interval: str = "1s"
+    """How soon indexed records become searchable (index template setting; "5s" indexes faster)."""
 
     # --- Parsing and correlation --------------------------------------------------------
     default_host: str = "esa"
@@ -134,6 +136,8 @@ class Settings(BaseSettings):
     """Bytes of Kafka values per bulk request at most."""
     indexer_batch_seconds: float = Field(default=0.5, gt=0)
     """Longest wait for a batch to fill before indexing what has arrived."""
+    indexer_bulk_concurrency: int = Field(default=2, ge=1, le=16)
+    """Bulk requests in flight per batch (the batch is split by document id)."""
     indexer_backoff_max_seconds: float = Field(default=30.0, gt=0)
     """Cap of the retry delay while OpenSearch or Kafka is unavailable."""
     metrics_port: int = Field(default=9464, ge=0, le=65535)
