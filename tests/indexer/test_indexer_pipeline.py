@@ -185,7 +185,7 @@ def test_refused_and_undecodable_go_to_dead_letters(pipeline: Pipeline,
     topic = pipeline.settings.topic_messages
     pipeline.produce(topic, [
         (b"k1", orjson.dumps(message(pipeline, good, 1))),
-        (b"k2", orjson.dumps(message(pipeline, bad, 1, client={"ip": "not-an-ip"}))),
+        (b"k2", orjson.dumps(message(pipeline, bad, 1, size="huge"))),
         (b"k3", b"\xff\xfe this is not JSON"),
     ])
     with pipeline.running() as indexer:

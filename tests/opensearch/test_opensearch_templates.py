@@ -61,6 +61,9 @@ def test_template_matches_naming(kind: str) -> None:
     ("messages", "recipients.status", {"type": "keyword"}),
     ("messages", "recipients.updated_at", {"type": "date"}),
     ("messages", "client.ip", {"type": "ip"}),
+    ("messages", "recipients.remote_ip", {"type": "ip"}),
+    ("messages", "updated_at", {"type": "date"}),
+    ("messages", "events", {"enabled": False}),
     ("messages", "started_at", {"type": "date"}),
     ("messages", "finished_at", {"type": "date"}),
     ("messages", "subject", {"type": "text"}),
@@ -164,3 +167,69 @@ def test_ism_policy_keeps_90_days_then_deletes() -> None:
     assert states[transition["state_name"]]["actions"] == [{"delete": {}}]
     patterns = {p for t in policy["ism_template"] for p in t["index_patterns"]}
     assert patterns == {index_pattern(kind) for kind in KINDS}
+
+
+RECORD_SCHEMAS = SCHEMA_DIR.parent
+
+
+def _resolve(node: dict[str, Any], schema: dict[str, Any]
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Follow a ``$ref`` to this schema's or a sibling schema's ``$defs``; return the node and
+    the schema its own references are relative to."""
+    ref = node.get("$ref")
+    if not isinstance(ref, str):
+        return node, schema
+    file, _, pointer = ref.partition("#")
+    root = schema if not file else json.loads((RECORD_SCHEMAS / file).read_text())
+    target = root
+    for part in pointer.strip("/").split("/"):
+        target = target[part]
+    return _resolve({**target, **{k: v for k, v in node.items() if k != "$ref"}}, root)
+
+
+def schema_paths(node: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every property path of a JSON Schema (array items flattened, as OpenSearch sees them)."""
+    node, schema = _resolve(node, schema)
+    if "items" in node:
+        node, schema = _resolve(node["items"], schema)
+    paths = []
+    for name, child in node.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        paths.append(path)
+        paths += schema_paths(child, schema, path + ".")
+    return paths
+
+
+def is_mapped(props: dict[str, Any], path: str) -> bool:
+    """A path is mapped when every step exists, or an ancestor is an object kept unindexed."""
+    head, _, rest = path.partition(".")
+    mapping = props.get(head)
+    if mapping is None:
+        return False
+    if mapping.get("enabled") is False or not rest:
+        return True
+    return is_mapped(mapping.get("properties", {}), rest)
+
+
+@pytest.mark.parametrize(("kind", "schema_file"), [
+    ("messages", "message.schema.json"), ("connections", "connection.schema.json")])
+def test_every_record_property_has_a_mapping(kind: str, schema_file: str) -> None:
+    """Each property of the record schemas is mapped (or deliberately kept unindexed)."""
+    schema = json.loads((RECORD_SCHEMAS / schema_file).read_text())
+    paths = schema_paths(schema, schema)
+    assert {"client.ip", "events.text"} <= set(paths)  # the walk reaches refs and arrays
+    props = merged_properties(kind)
+    assert [path for path in paths if not is_mapped(props, path)] == []
+
+
+@pytest.mark.parametrize(("kind", "path"), [
+    ("messages", "mid"), ("messages", "recipients.address"), ("connections", "action")])
+def test_coverage_check_notices_a_missing_field(kind: str, path: str) -> None:
+    """The coverage check fails for a property whose mapping is removed."""
+    props = merged_properties(kind)
+    head, _, rest = path.partition(".")
+    if rest:
+        del props[head]["properties"][rest]
+    else:
+        del props[head]
+    assert not is_mapped(props, path)
