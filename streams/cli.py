@@ -17,7 +17,8 @@ from streams import __version__
 from streams.errors import EsatrackError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "stack": ("streams.stack.cli", "run the local Kafka and OpenSearch (up, down, status, logs)"),
+    "demo": ("streams.demo.cli", "run the whole local chain on the sample logs, end to end"),
+    "stack": ("streams.stack.cli", "local Kafka, OpenSearch and pipeline (up, down, status, logs)"),
     "parse": ("streams.parse.cli", "parse ESA log lines into JSON Lines events"),
     "correlate": ("streams.correlate.cli", "join log lines into message and connection records"),
     "search": ("streams.search.cli", "tracking search: every match, as table, JSONL or CSV"),

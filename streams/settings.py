@@ -73,6 +73,8 @@ class Settings(BaseSettings):
 
     # --- Local stack (embedded Kafka + OpenSearch started from Maven Central) -----------
     stack_dir: Path = Field(default_factory=_default_stack_dir)
+    pipeline_dir: Path | None = None
+    """Where ``stack up --pipeline`` keeps the worker/indexer/receiver (default: stack_dir)."""
     kafka_port: int = Field(default=9092, ge=1, le=65535)
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = "512m"

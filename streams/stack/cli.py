@@ -1,4 +1,9 @@
-"""``esatrack stack up|down|status|logs [kafka|opensearch]``: the local Kafka and OpenSearch."""
+"""``esatrack stack up|down|status|logs [SERVICE]``: the local Kafka and OpenSearch, and the
+pipeline's own processes (worker, indexer, receiver) with ``up --pipeline``.
+
+``up`` starts Kafka and OpenSearch (what the tests need); ``up --pipeline`` also starts a worker,
+the indexer and the receiver, one stage after the other; ``down`` and ``status`` cover every
+service unless one is named."""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from streams.stack import control, process
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("up", "down", "status", "logs"))
     parser.add_argument(
-        "service", nargs="?", choices=control.SERVICE_NAMES,
-        help="only this service (default: both; for logs: kafka)",
+        "service", nargs="?", choices=control.ALL_NAMES,
+        help="only this service (default: up: kafka and opensearch; down, status: all; "
+        "logs: kafka)",
     )
+    parser.add_argument("--pipeline", action="store_true",
+                        help="up: also start a worker, the indexer and the receiver")
     parser.add_argument("-n", "--lines", type=int, default=40, help="logs: lines to show")
     parser.add_argument("-f", "--follow", action="store_true", help="logs: keep printing")
 
@@ -28,10 +36,14 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     if args.action == "logs":
         return _logs(control.services(settings, [args.service or "kafka"])[0].files, args)
-    chosen = control.services(settings, [args.service] if args.service else control.SERVICE_NAMES)
     if args.action == "up":
-        control.up(settings, chosen, _progress)
-    elif args.action == "down":
+        if args.service:
+            control.up(settings, control.services(settings, [args.service]), _progress)
+        else:
+            control.up_staged(settings, _progress, pipeline=args.pipeline)
+        return 0
+    chosen = control.services(settings, [args.service] if args.service else control.ALL_NAMES)
+    if args.action == "down":
         control.down(settings, chosen, _progress)
     else:
         for row in control.status(chosen):

@@ -16,16 +16,21 @@ from pathlib import Path
 
 from streams.errors import StackError
 from streams.settings import Settings
-from streams.stack import checks, kafka, opensearch, process
+from streams.stack import checks, kafka, opensearch, pipeline, process
 from streams.stack.service import Progress, Service
 
 SERVICE_NAMES = ("kafka", "opensearch")
+"""The services ``esatrack stack up`` starts by default (what the tests need)."""
+ALL_NAMES = (*SERVICE_NAMES, *pipeline.PIPELINE_NAMES)
+"""Every service, in start order; ``down`` stops them in reverse."""
 
 
 def services(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Service]:
-    """The named services (all by default), Kafka first."""
-    factories = {"kafka": kafka.service, "opensearch": opensearch.service}
-    return [factories[name](settings) for name in SERVICE_NAMES if name in names]
+    """The named services (the infrastructure by default), in start order."""
+    factories = {"kafka": kafka.service, "opensearch": opensearch.service,
+                 "worker": pipeline.worker, "indexer": pipeline.indexer,
+                 "receiver": pipeline.receiver}
+    return [factories[name](settings) for name in ALL_NAMES if name in names]
 
 
 @contextlib.contextmanager
@@ -65,7 +70,7 @@ def up(settings: Settings, chosen: Sequence[Service], progress: Progress) -> Non
             # resolutions share artifacts (the dependency plugin and its own dependencies).
             commands = [(svc, svc.prepare(java, _prefixed(progress, svc.name))) for svc in to_start]
             for svc, command in commands:
-                pid = process.start(command, svc.files)
+                pid = process.start(command, svc.files, svc.env)
                 progress(f"{svc.name}: starting (pid {pid}, log {svc.files.log_file})")
                 started.append(svc)
         try:
@@ -76,6 +81,16 @@ def up(settings: Settings, chosen: Sequence[Service], progress: Progress) -> Non
                 if pid is not None:
                     process.stop(pid)
             raise
+
+
+def up_staged(settings: Settings, progress: Progress, *, pipeline: bool = False) -> None:
+    """Kafka and OpenSearch; with ``pipeline``, then the worker (it creates the topics), then
+    the indexer and the receiver: each stage ready before the next starts."""
+    stages: list[Sequence[str]] = [SERVICE_NAMES]
+    if pipeline:
+        stages += [("worker",), ("indexer", "receiver")]
+    for names in stages:
+        up(settings, services(settings, names), progress)
 
 
 def wait_ready(chosen: Sequence[Service], timeout: float, progress: Progress) -> None:

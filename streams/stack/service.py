@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.stack.process import ProcessFiles
@@ -25,6 +25,8 @@ class Service:
     """Setting name (e.g. ``kafka_port``) -> port, for checks and error messages."""
     prepare: Callable[[Path, Progress], list[str]]
     probe: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment variables for the process."""
 
     @property
     def home(self) -> Path:

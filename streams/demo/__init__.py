@@ -1,0 +1,1 @@
+"""``esatrack demo``: the whole chain on the sample logs, end to end, on the local stack."""
