@@ -17,17 +17,21 @@ from streams.settings import Settings, get_settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    sub.add_parser("init", help="install or update index templates, aliases and ISM policy",
-                   description="Install or update the esa-* index templates (from "
-                               "schemas/opensearch/), the per-kind aliases and, on clusters with "
-                               "Index State Management, the retention policy. Safe to repeat.")
+    init = sub.add_parser(
+        "init", help="install or update index templates and aliases (and the ISM policy)",
+        description="Install or update the esa-* index templates (from schemas/opensearch/) and "
+                    "the per-kind aliases. Safe to repeat; the indexer runs it on start.")
+    init.add_argument("--ism", action="store_true",
+                      help="also install the ISM retention policy (clusters with Index State "
+                           "Management only); it deletes indices after 90 days whatever legal "
+                           "holds say, so prefer `esatrack retention` when you use holds")
 
 
-def initialise(settings: Settings) -> int:
+def initialise(settings: Settings, ism: bool = False) -> int:
     """Run ``init`` against the configured cluster; return how many objects changed."""
     client = make_client(settings)
     try:
-        outcomes = init_cluster(client, settings)
+        outcomes = init_cluster(client, settings, ism=ism)
     except OSConnectionError as exc:
         raise ServiceUnavailable(
             f"OpenSearch at {settings.opensearch_url} did not answer ({exc.__class__.__name__}); "
@@ -47,5 +51,5 @@ def initialise(settings: Settings) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "init":
-        initialise(get_settings())
+        initialise(get_settings(), ism=args.ism)
     return 0

@@ -199,11 +199,18 @@ def has_ism(client: OpenSearch) -> bool:
     return any(p.get("component") == ISM_PLUGIN for p in plugins)
 
 
-def install_ism_policies(client: OpenSearch, directory: Path | None = None) -> list[Outcome]:
-    """Install the shipped ISM policies where the plugin exists; report them skipped elsewhere."""
+def install_ism_policies(client: OpenSearch, directory: Path | None = None,
+                         wanted: bool = False) -> list[Outcome]:
+    """Install the shipped ISM policies if ``wanted`` and the cluster has the plugin; report
+    them skipped otherwise. Opt-in, because the policy deletes by age alone and knows nothing
+    of legal holds (``esatrack retention`` does)."""
     policies = load_ism_policies(directory)
     if not policies:
         return []
+    if not wanted:
+        return [Outcome("ISM policy", name, "skipped",
+                        "not requested (--ism); it deletes by age regardless of legal holds")
+                for name in policies]
     if not has_ism(client):
         return [Outcome("ISM policy", name, "skipped",
                         "cluster has no Index State Management plugin; use `esatrack retention`")
@@ -231,12 +238,13 @@ def install_ism_policies(client: OpenSearch, directory: Path | None = None) -> l
     return outcomes
 
 
-def init_cluster(client: OpenSearch, settings: Settings,
-                 directory: Path | None = None) -> list[Outcome]:
-    """Everything ``esatrack opensearch init`` does, in order; safe to run any number of times."""
+def init_cluster(client: OpenSearch, settings: Settings, directory: Path | None = None,
+                 ism: bool = False) -> list[Outcome]:
+    """Everything ``esatrack opensearch init`` does, in order; safe to run any number of times.
+    The ISM policy only with ``ism`` (see :func:`install_ism_policies`)."""
     outcomes = install_templates(client, desired_templates(settings, directory))
     outcomes += ensure_aliases(client)
-    outcomes += install_ism_policies(client, directory)
+    outcomes += install_ism_policies(client, directory, wanted=ism)
     for outcome in outcomes:
         log.info("opensearch init: %s %s %s %s", outcome.what, outcome.name, outcome.action,
                  outcome.detail)

@@ -62,11 +62,16 @@ def test_init_updates_a_changed_template(opensearch: OpenSearch) -> None:
     assert {o.action for o in restored if o.what == "index template"} == {"updated"}
 
 
-def test_ism_policy_skipped_without_plugin(opensearch: OpenSearch) -> None:
-    """On a cluster without Index State Management the policy is reported skipped, not failed."""
-    outcomes = init_cluster(opensearch, load_settings())
-    (ism,) = [o for o in outcomes if o.what == "ISM policy"]
-    assert (ism.name, ism.action) == ("esa-retention", "skipped")
+@pytest.mark.parametrize(("ism", "detail"), [(False, "not requested"),
+                                             (True, "no Index State Management plugin")])
+def test_ism_policy_is_opt_in_and_skipped_without_plugin(opensearch: OpenSearch, ism: bool,
+                                                         detail: str) -> None:
+    """The ISM policy is installed only on request, and on a cluster without the plugin it is
+    reported skipped with the reason, not failed."""
+    outcomes = init_cluster(opensearch, load_settings(), ism=ism)
+    (policy,) = [o for o in outcomes if o.what == "ISM policy"]
+    assert (policy.name, policy.action) == ("esa-retention", "skipped")
+    assert detail in policy.detail
 
 
 def _message(rid: str, day: datetime) -> dict[str, object]:
