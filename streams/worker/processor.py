@@ -32,7 +32,7 @@ class RawLine:
     key: bytes | None
     """The appliance as the shipper keyed it (may be empty)."""
     value: bytes | None
-    """The line as shipped."""
+    """The value as shipped: one line, or several LF-separated (a batching shipper)."""
     timestamp: float
     """The Kafka timestamp, epoch seconds: when the shipper produced the line."""
     offset: int
@@ -56,11 +56,15 @@ class Output:
     """Lines the parser did not understand (each one is also a dead letter)."""
 
 
+def _lines_of(value: bytes) -> list[bytes]:
+    return [part.removesuffix(b"\r") for part in value.split(b"\n") if part and part != b"\r"]
+
+
 def split_value(key: bytes | None, value: bytes, timestamp: float, offset: int) -> list[RawLine]:
     """The lines of a value that holds several, LF-separated (CR before LF and empty lines
-    dropped); one line per value is the usual case and needs no call."""
-    return [RawLine(key, part.removesuffix(b"\r"), timestamp, offset)
-            for part in value.split(b"\n") if part and part != b"\r"]
+    dropped), as :meth:`PartitionProcessor.process` reads them; one line per value is the usual
+    case and needs no call."""
+    return [RawLine(key, part, timestamp, offset) for part in _lines_of(value)]
 
 
 _MAX_PARSERS = 1000
@@ -169,28 +173,37 @@ class PartitionProcessor:
     # --- driving ----------------------------------------------------------------------------
 
     def process(self, lines: Sequence[RawLine]) -> Output:
-        """Parse and correlate lines of this partition, in order."""
-        out = Output(lines=len(lines))
+        """Parse and correlate messages of this partition, in order; a value holding several
+        LF-separated lines (a batching shipper) is read as those lines (see :func:`split_value`),
+        split here rather than into one :class:`RawLine` each, which costs per line."""
+        out = Output()
         engine = self.engine
         hosts: set[str] = set()
+        count = 0
         for line in lines:
             key = line.key or self._default
             value = line.value if line.value is not None else b""
-            event = self._reader(key).parse(value, line.timestamp)
-            if event.kind == ev.UNKNOWN:
-                out.unknown += 1
-                self._dead_letter(out, line, key, str(event.data.get("reason", "unknown")))
-            try:
-                records = engine.apply(event)
-            except Exception as exc:  # an engine bug must not stop the stream: keep the line
-                log.exception("partition %d offset %d: correlation failed", self.partition,
-                              line.offset)
-                self._dead_letter(out, line, key, f"correlation failed: {exc!r}")
-                continue
-            if records:
-                _route(records, out)
-            if event.host is not None:
-                hosts.add(event.host)
+            reader = self._reader(key)
+            parts: Sequence[bytes] = _lines_of(value) if b"\n" in value else (value,)
+            count += len(parts)
+            for raw in parts:
+                event = reader.parse(raw, line.timestamp)
+                if event.kind == ev.UNKNOWN:
+                    out.unknown += 1
+                    self._dead_letter(out, line, raw, key,
+                                      str(event.data.get("reason", "unknown")))
+                try:
+                    records = engine.apply(event)
+                except Exception as exc:  # an engine bug must not stop the stream: keep it
+                    log.exception("partition %d offset %d: correlation failed",
+                                  self.partition, line.offset)
+                    self._dead_letter(out, line, raw, key, f"correlation failed: {exc!r}")
+                    continue
+                if records:
+                    _route(records, out)
+                if event.host is not None:
+                    hosts.add(event.host)
+        out.lines = count
         now = self._clock()
         for host in hosts:
             wm = engine.watermark(host)
@@ -252,10 +265,11 @@ class PartitionProcessor:
                 )
         return reader
 
-    def _dead_letter(self, out: Output, line: RawLine, key: bytes, reason: str) -> None:
+    def _dead_letter(self, out: Output, line: RawLine, raw: bytes, key: bytes,
+                     reason: str) -> None:
         out.dead_letters.append((key, encode_dead_letter(
             reason=reason,
-            raw=line.value if line.value is not None else b"",
+            raw=raw,
             appliance=key.decode("utf-8", "replace"),
             topic=self.topic,
             partition=self.partition,

@@ -236,3 +236,33 @@ def test_a_value_with_several_lines_is_read_as_those_lines(value: bytes,
     got = split_value(b"esa1", value, NOW, 42)
     assert [line.value for line in got] == lines
     assert all((line.key, line.offset, line.timestamp) == (b"esa1", 42, NOW) for line in got)
+
+
+def test_a_batched_value_gives_what_its_lines_give_one_by_one(
+    samples: tuple[list[tuple[bytes, bytes]], dict[str, dict[str, Any]]],
+) -> None:
+    """Lines LF-joined per appliance into values give the same records, state and line count."""
+    pairs, _offline = samples
+    single = PartitionProcessor(settings(), 0, clock=FakeClock()).process(raw_lines(pairs))
+    joined: list[RawLine] = []
+    for i in range(0, len(pairs), 7):  # runs of one key joined, as a batching receiver would
+        chunk = pairs[i:i + 7]
+        for key in dict.fromkeys(k for k, _ in chunk):
+            value = b"\r\n".join(line for k, line in chunk if k == key) + b"\n"
+            joined.append(RawLine(key, value, NOW, len(joined)))
+    batched = PartitionProcessor(settings(), 0, clock=FakeClock()).process(joined)
+    assert batched.lines == single.lines == len(pairs)
+    assert collect([batched]) == collect([single])
+    assert batched.state == single.state
+    assert len(batched.dead_letters) == len(single.dead_letters)
+
+
+def test_a_bad_line_in_a_batched_value_is_a_dead_letter_of_its_own_bytes() -> None:
+    """A dead letter from a batched value keeps that one line and the value's offset."""
+    key, bad = BAD_LINES[0]
+    value = MESSAGE[0] + b"\n" + bad + b"\n" + MESSAGE[1]
+    out = PartitionProcessor(settings(), 2, clock=FakeClock()).process(
+        [RawLine(key, value, NOW, 77)])
+    assert out.lines == 3
+    assert [dead_letter_line(orjson.loads(v)) for _k, v in out.dead_letters] == [bad]
+    assert orjson.loads(out.dead_letters[0][1])["offset"] == 77
