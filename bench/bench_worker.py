@@ -1,16 +1,21 @@
 """Stream worker throughput and latency on the local broker.
 
     .venv/bin/python bench/bench_worker.py [--messages 8000] [--partitions 6] [--latency-seconds 30]
+        [--batched 10,50,200]
 
 Needs the local stack (``esatrack stack up``). Three parts, each on fresh topics:
 
 1. **Floor**: a bare confluent-kafka consume loop reads the raw topic (the same lines the worker
    reads) and does nothing with them.
+   In the same run, a faust agent that only takes batches and acks them, run the way the
+   worker runs (uvloop, no spinner): what faust itself costs per Kafka message.
 2. **Throughput**: ``esatrack worker`` (a real subprocess) starts on the pre-filled raw topic
    and works through it: lines parsed, correlated, records and changelog entries produced and
    acknowledged. Timed from its first processed batch to the last line (its own counters, read
    from its metrics endpoint), with the wall clock and with the worker's CPU time
-   (``/proc/<pid>/stat``), since other work on the machine steals wall time.
+   (``/proc/<pid>/stat``), since other work on the machine steals wall time. With
+   ``--batched N[,N...]`` again with N lines LF-joined per Kafka message (per appliance), the
+   shape of a receiver that batches.
 3. **Latency**: lines are produced in real time at half the measured sustained rate, stamped
    with the current time; for each ``Message finished`` line, the time from its produce to
    the first complete record of that message on the messages topic (the record's Kafka
@@ -173,6 +178,9 @@ def _noop_faust(topic: str, count: int, result: str) -> None:
 
     import faust  # noqa: PLC0415 - only in the child process
 
+    from streams.worker.app import use_uvloop  # noqa: PLC0415 - only in the child process
+
+    use_uvloop()  # as the worker runs
     app = faust.App(f"noop-{uuid.uuid4().hex[:8]}", broker=f"kafka://{BOOTSTRAP}",
                     web_enabled=False, autodiscover=False, consumer_auto_offset_reset="earliest",
                     key_serializer="raw", value_serializer="raw", topic_allow_declare=False,
@@ -192,7 +200,9 @@ def _noop_faust(topic: str, count: int, result: str) -> None:
                 os._exit(0)
 
     app.agent(app.topic(topic, key_type=bytes, value_type=bytes))(agent)
-    faust.Worker(app, loglevel="WARNING", quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None  # as the worker runs: the spinner turns on DEBUG logging
+    worker.execute_from_commandline()
 
 
 class Worker:
@@ -352,7 +362,10 @@ def _record_delays(topic: str, finished: dict[tuple[bytes, int], float],
         if message is None or message.error():
             continue
         idle_since = time.monotonic()
-        record = orjson.loads(message.value())
+        value = message.value()
+        if value is None:
+            continue
+        record = orjson.loads(value)
         key = (record["host"].encode(), int(record["mid"]))
         if record.get("complete") and key in finished and key not in delays:
             _kind, ts_ms = message.timestamp()
@@ -376,7 +389,7 @@ def main() -> int:
                         help="messages of the mix for the throughput run (~26 lines each)")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--batched", type=int, default=0, metavar="N",
+    parser.add_argument("--batched", default="", metavar="N[,N...]",
                         help="also run the throughput part with N lines per Kafka message")
     parser.add_argument("--latency-rate", type=float,
                         help="lines/s of the latency run (default: half the measured rate)")
@@ -386,7 +399,8 @@ def main() -> int:
         lines = generate(args.messages, seed=3)
         load0 = os.getloadavg()[0]
         t = throughput(lines, args.partitions, work)
-        tb = throughput(lines, args.partitions, work, args.batched) if args.batched > 1 else None
+        sizes = [int(n) for n in args.batched.split(",") if n.strip() and int(n) > 1]
+        batched = [(n, throughput(lines, args.partitions, work, n)) for n in sizes]
         rate = args.latency_rate or t["worker_wall"] / 2
         lat = latency(rate, args.latency_seconds, args.partitions, work)
         load1 = os.getloadavg()[0]
@@ -405,9 +419,10 @@ def main() -> int:
           f"{t['state_writes']:.0f} state writes")
     print(f"ratio worker/bare: {t['worker_wall'] / t['bare_wall']:.3f} wall, "
           f"{t['worker_cpu'] / t['bare_cpu']:.3f} CPU")
-    if tb is not None:
-        print(f"with {args.batched} lines per Kafka message: worker {tb['worker_wall']:,.0f} "
-              f"lines/s wall, {tb['worker_cpu']:,.0f} lines/CPU-s")
+    for n, tb in batched:
+        print(f"with {n} lines per Kafka message: bare loop {tb['bare_wall']:,.0f} lines/s "
+              f"wall; worker {tb['worker_wall']:,.0f} lines/s wall, {tb['worker_cpu']:,.0f} "
+              f"lines/CPU-s; {tb['state_writes']:.0f} state writes")
     delays = lat["delays"]
     if delays:
         print(f"latency at {lat['rate']:,.0f} lines/s, grace 0 s: finish line produced -> "
