@@ -30,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 from bench.mix import START, generate  # noqa: E402 - the repo root is put on the path first
 
 RECEIVED_AT = START + 3600.0
-COMPILED = ("streams/parse/body.py", "streams/parse/cef.py", "streams/parse/clock.py",
-            "streams/parse/parser.py")
+COMPILED = ("streams/parse/appliance.py", "streams/parse/body.py", "streams/parse/cef.py",
+            "streams/parse/clock.py", "streams/parse/connection.py", "streams/parse/delivery.py",
+            "streams/parse/fields.py", "streams/parse/message.py", "streams/parse/parser.py")
 
 
 def _mypyc_run(argv: list[str]) -> int:
