@@ -546,6 +546,7 @@ class Correlator:
             ev.DLV_DELAYED: self._on_dlv_delayed,
             ev.DLV_PENDING: self._on_dlv_pending,
             ev.BOUNCE_LOG: self._on_bounce_log,
+            ev.CEF: self._on_cef,
         }
 
     # Connections
@@ -793,6 +794,17 @@ class Correlator:
     def _on_dlv_pending(self, host: Host, e: ev.Event) -> None:
         d = e.data
         self._msg_fact(host, e, fc.M_PENDING, (rid_text(d.get("rids")), d.get("until") or ""))
+
+    def _on_cef(self, host: Host, e: ev.Event) -> None:
+        """A Consolidated Event Log line: one line for the whole message (AsyncOS 13+)."""
+        ext = e.data.get("ext")
+        if e.mid is None or not isinstance(ext, dict):
+            self.counts["other"] += 1
+            return
+        self._msg_fact(host, e, fc.M_CEF, tuple(ext.get(key) or "" for key in fc.CEF_KEYS))
+        s = host.msgs.get(e.mid)
+        if s is not None:
+            s.flags |= DONE  # logged once the message is done with
 
     def _on_bounce_log(self, host: Host, e: ev.Event) -> None:
         d = e.data

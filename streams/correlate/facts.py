@@ -28,7 +28,7 @@ FS: Final = "\x1f"
 # The order of this string is the tie-break for facts with the same time: the order in which
 # an appliance processes a message, so that a same-second timeline reads naturally and folds
 # (interim before final verdict, delayed before delivered, finished last) come out right.
-MSG_ORDER: Final = "SFRIJZPvVAUCNQLWwXxGgqDYTHOrbKE"
+MSG_ORDER: Final = "SFRIJZPvVAUCNQLWwXxGgqDYTHOrbKcE"
 MSG_RANK: Final[dict[str, int]] = {code: pos for pos, code in enumerate(MSG_ORDER)}
 
 M_START: Final = "S"  # icid
@@ -62,6 +62,14 @@ M_RESPONSE: Final = "r"  # rids, response
 M_BOUNCE_LOG: Final = "b"  # rid, recipient, reason, response, sender, delayed(1|"")
 M_ABORTED: Final = "K"  # reason
 M_FINISHED: Final = "E"  # outcome
+M_CEF: Final = "c"  # the Consolidated Event Log line of the message: see CEF_KEYS
+CEF_KEYS: Final = (
+    "ESAICID", "suser", "duser", "cs4", "msg", "ESAMsgSize", "cs1", "deviceDirection", "act",
+    "ESAFinalActionDetails", "ESAASVerdict", "ESAAVVerdict", "ESAAMPVerdict", "ESAGMVerdict",
+    "ESAOFVerdict", "ESADLPVerdict", "ESASPFVerdict", "ESADKIMVerdict", "ESADMARCVerdict",
+    "sourceAddress", "sourceHostName", "cfp1", "ESASenderGroup", "ESAMailFlowPolicy", "ESADCID",
+)
+"""The extensions of a consolidated (CEF) line a message record uses, in their stored order."""
 
 CHILD_CODES: Final = M_REWRITE_TO + M_SPLIT_TO + M_GEN_TO
 PARENT_CODES: Final = M_REWRITE_FROM + M_SPLIT_FROM + M_GEN_FROM

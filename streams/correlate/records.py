@@ -13,6 +13,7 @@ and it is the same however the lines were ordered, duplicated, or the engine res
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -59,7 +60,7 @@ _KIND_OF_CODE: Final[dict[str, str]] = {
     fc.M_GEN_FROM: ev.MSG_GENERATED, fc.M_QUEUED: ev.MSG_QUEUED, fc.M_DLV_START: ev.DLV_START,
     fc.M_DELAYED: ev.DLV_DELAYED, fc.M_PENDING: ev.DLV_PENDING, fc.M_BOUNCED: ev.DLV_BOUNCED,
     fc.M_DONE: ev.DLV_DONE, fc.M_RESPONSE: ev.DLV_RESPONSE, fc.M_BOUNCE_LOG: ev.BOUNCE_LOG,
-    fc.M_ABORTED: ev.MSG_ABORTED, fc.M_FINISHED: ev.MSG_FINISHED,
+    fc.M_ABORTED: ev.MSG_ABORTED, fc.M_FINISHED: ev.MSG_FINISHED, fc.M_CEF: ev.CEF,
 }
 _CONN_KIND_OF_CODE: Final[dict[str, str]] = {
     fc.C_NEW: ev.CONN_NEW, fc.C_POLICY: ev.CONN_POLICY, fc.C_TLS: ev.CONN_TLS,
@@ -256,6 +257,7 @@ class _Fold:
     __slots__ = (
         "aborted",
         "attachments",
+        "cef_client",
         "children",
         "dcids",
         "direction",
@@ -304,6 +306,7 @@ class _Fold:
         self.quarantines: list[dict[str, Any]] = []
         self.tags: set[str] = set()
         self.finals: set[str] = set()
+        self.cef_client: dict[str, Any] | None = None
         self.parent: int | None = None
         self.parent_kind: str | None = None
         self.children: list[tuple[str, int, str]] = []
@@ -422,6 +425,8 @@ _TEXT: Final[dict[str, Callable[[list[str], int], str]]] = {
                                      f"<{f[1]}> {f[2]} {f[3]}").rstrip(),
     fc.M_ABORTED: lambda f, mid: f"Message aborted: {f[0]}",
     fc.M_FINISHED: lambda f, mid: f"Message finished {f[0]}",
+    fc.M_CEF: lambda f, mid: f"Consolidated event: {f[8] or 'unknown action'}" + (
+        f" ({f[9]})" if f[9] else ""),
 }
 """Code -> the timeline text of a fact (close to the log line it came from)."""
 
@@ -615,6 +620,64 @@ def _on_finished(fold: _Fold, ts: int | None, f: list[str]) -> None:
         fold.tags.add("aborted")
 
 
+_CEF_VERDICTS: Final = (("antispam", 10), ("antivirus", 11), ("amp", 12), ("graymail", 13),
+                        ("outbreak", 14), ("dlp", 15), ("dkim", 17), ("dmarc", 18))
+_CEF_STATUS: Final = {"DELIVERED": "delivered", "BOUNCED": "hard_bounced",
+                      "QUARANTINED": "quarantined", "DQ": "quarantined", "ABORTED": "aborted",
+                      "DROPPED": "dropped"}
+_CEF_SPF: Final = re.compile(r"'mailfrom':\s*\{'result':\s*'([^']*)'")
+
+
+def _cef_word(text: str) -> str | None:
+    word = text.strip().lower()
+    return None if word in ("", "not_evaluated", "n/a") else word
+
+
+def _on_cef(fold: _Fold, ts: int | None, f: list[str]) -> None:
+    """A consolidated line fills what the text log lines did not say (they win when present):
+    the whole message at once, finished."""
+    fold.icid = fold.icid if fold.icid is not None else _int(f[0])
+    fold.sender = fold.sender if fold.sender is not None else f[1]
+    if not fold.rcpts:
+        for rid, address in enumerate(a.strip() for a in re.split(r"[;,]", f[2]) if a.strip()):
+            _rcpt(fold, rid)["address"] = address
+    fold.message_id = fold.message_id if fold.message_id is not None else _unquote(f[3]) or None
+    fold.subject = fold.subject if fold.subject is not None else _unquote(f[4])
+    fold.size = fold.size if fold.size is not None else _int(f[5])
+    fold.policy = fold.policy or _none(f[6])
+    fold.direction = fold.direction or {"0": "inbound", "1": "outbound"}.get(f[7])
+    for engine, pos in _CEF_VERDICTS:
+        if fold.verdicts[engine] is None:
+            fold.verdicts[engine] = _cef_word(f[pos])
+    spf = _CEF_SPF.search(f[16])
+    if fold.verdicts["spf"] is None and spf:
+        fold.verdicts["spf"] = _cef_word(spf.group(1))
+    fold.cef_client = {"ip": _none(f[19]), "rdns": _none(f[20]), "rdns_verified": None,
+                       "sbrs": _float(f[21]), "sender_group": _none(f[22]),
+                       "flow": _none(f[23]), "interface": None, "country": None, "tls": None}
+    act = f[8].strip().upper()
+    status = _CEF_STATUS.get(act)
+    if status == "quarantined":
+        name = f[9][3:] if f[9].startswith("To ") else (f[9] or "quarantine")
+        _on_quarantine(fold, ts, [name, "", ""])
+    elif status is not None:
+        for rcpt in fold.rcpts.values():
+            if rcpt["status"] not in _FINAL_RCPT:
+                _set_status(rcpt, status, ts)
+        if status != "aborted":
+            fold.tags.add(status)
+        else:
+            fold.aborted = fold.aborted or f[9] or "aborted"
+    if fold.finished_outcome is None:
+        fold.finished, fold.finished_outcome = ts, "done"
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
 _FOLD: Final[dict[str, _FoldStep]] = {
     fc.M_START: _on_start, fc.M_FROM: _on_from, fc.M_RCPT: _on_rcpt,
     fc.M_MSGID: _on_message_id, fc.M_SUBJECT: _on_subject, fc.M_READY: _on_ready,
@@ -625,7 +688,7 @@ _FOLD: Final[dict[str, _FoldStep]] = {
     fc.M_DLV_START: _on_dlv_start, fc.M_DELAYED: _on_attempt_failed(fc.M_DELAYED),
     fc.M_BOUNCED: _on_attempt_failed(fc.M_BOUNCED), fc.M_PENDING: _on_pending,
     fc.M_DONE: _on_done, fc.M_RESPONSE: _on_response, fc.M_BOUNCE_LOG: _on_bounce_log,
-    fc.M_ABORTED: _on_aborted, fc.M_FINISHED: _on_finished,
+    fc.M_ABORTED: _on_aborted, fc.M_FINISHED: _on_finished, fc.M_CEF: _on_cef,
 }
 """Code -> how a fact of that code changes the fold (codes absent here only add an event)."""
 
@@ -721,7 +784,7 @@ def _tags(fold: _Fold) -> list[str]:
     if (v["graymail"] or "") not in _NEGATIVE:
         tags.add("graymail")
     dlp = v["dlp"] or ""
-    if dlp not in _NEGATIVE and "no " not in dlp:
+    if dlp.startswith("violat") or dlp in ("positive", "match", "matched"):
         tags.add("dlp_violation")
     return [t for t in TAGS if t in tags]
 
@@ -852,6 +915,8 @@ def _build(host: Host, s: MsgState, depth: int) -> tuple[Record, int, int]:
     client, auth_user, client_count = _client_join(host, s, icid)
     if client is None and inherited is not None and inherited.get("client"):
         client, auth_user = inherited["client"], inherited.get("auth_user")
+    if client is None and fold.cef_client is not None:
+        client = fold.cef_client
     ips, ip_count = _remote_ips(host, s, fold.dcids, own) if fold.dcids else ({}, 0)
 
     # Split: recipients matched by the policy a child was split off for went to that child.

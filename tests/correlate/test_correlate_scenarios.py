@@ -307,6 +307,24 @@ SCENARIOS: list[tuple[str, list[Line], dict[str, Any]]] = [
          "first:m6": {"status": "delivered"},
          "revisions:m6": 2,
      }),
+    ("a consolidated event log line is a whole message",
+     [(5, "CEF:0|Cisco|C100V Email Security Virtual Appliance|14.0.0-657|"
+          "ESA_CONSOLIDATED_LOG_EVENT|Consolidated Log Event|5|ESAMID=1053 ESAICID=134 "
+          "ESAASVerdict=POSITIVE ESAAVVerdict=NEGATIVE ESADLPVerdict=NOT_EVALUATED "
+          "ESAMailFlowPolicy=ACCEPT suser=alice@example.com cs1Label=MailPolicy cs1=DEFAULT "
+          "act=QUARANTINED ESAFinalActionDetails=To POLICY cs4Label=ExternalMsgID "
+          "cs4='<abc@example.com>' ESAMsgSize=11873 duser=bob@example.org cfp1=-1.5 "
+          "deviceDirection=0 ESASenderGroup=UNKNOWNLIST sourceAddress=192.0.2.9 msg='Testing'")],
+     {
+         "m1053": {"status": "quarantined", "complete": True, "icid": 134,
+                   "sender": "alice@example.com", "recipients.0.address": "bob@example.org",
+                   "recipients.0.status": "quarantined", "message_id": "<abc@example.com>",
+                   "subject": "Testing", "size": 11873, "policy": "DEFAULT",
+                   "direction": "inbound", "verdicts.antispam": "positive",
+                   "verdicts.dlp": None, "client.ip": "192.0.2.9", "client.sbrs": -1.5,
+                   "client.flow": "ACCEPT", "quarantines.0.name": "POLICY",
+                   "tags": ["spam_positive", "policy_quarantine"]},
+     }),
     ("a MID reused with a new start is a new message",
      [*envelope(), (2, "Message finished MID 6 done"), *envelope(t=100, sender="z@x.example"),
       (102, "Message finished MID 6 done")],
@@ -418,3 +436,21 @@ def test_ids_are_stable_and_distinct() -> None:
     assert first.one("message", 6)["id"] == second.one("message", 6)["id"]
     shifted = run_lines([(t + 1, body) for t, body, *_ in DELIVERED])
     assert shifted.one("message", 6)["id"] != first.one("message", 6)["id"]
+
+
+def test_a_waiting_message_is_kept_compressed_and_exports_the_same() -> None:
+    """After its in-flight emission a waiting message is compressed; its export, records and
+    later lines are as if it never was."""
+    lines = [*CONNECT, *envelope(), (4, "Delivery start DCID 8 MID 6 to RID [0]"),
+             (5, "Delayed: DCID 8 MID 6 to RID 0 - 4.1.0 - Unknown address error ('466', "
+                 "['Mailbox full.']) []"), (60, "ICID 99 close")]
+    engine = Correlator(track_dirty=True)
+    run_events(parse(lines), engine, flush=False)
+    state = engine._hosts["esa"].msgs[6]  # internals on purpose: the compression is the subject
+    assert isinstance(state.blob, bytes)
+    exported = engine.export("esa|m|6")
+    state.thaw()
+    assert isinstance(state.blob, str) and engine.export("esa|m|6") == exported
+    later = run_events(parse([(HOUR, "Message done DCID 9 MID 6 to RID [0]"),
+                              (HOUR, "Message finished MID 6 done")]), engine)
+    assert later.one("message", 6)["status"] == "delivered"
