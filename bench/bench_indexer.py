@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -36,37 +37,48 @@ from streams.settings import Settings, load_settings
 from streams.stack import control, process
 
 STATUSES = ["delivered", "delivered", "delivered", "hard_bounced", "soft_bounced"]
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
 
 def record(n: int, day: datetime, rng: random.Random) -> dict[str, Any]:
+    """A delivered message record shaped like schemas/message.schema.json."""
     start = day + timedelta(seconds=rng.randrange(86_000))
     at = start.isoformat().replace("+00:00", "Z")
+    statuses = [rng.choice(STATUSES) for _ in range(2)]
     return {
-        "type": "message", "id": f"esa{n % 4}:m:{n}:{int(start.timestamp())}",
-        "host": f"esa{n % 4}", "mid": 1_000_000 + n, "icid": 500_000 + n, "revision": 1,
-        "started_at": at, "finished_at": at, "complete": True,
+        "type": "message", "id": f"m-{rng.getrandbits(96):024x}", "host": f"esa{n % 4}",
+        "mid": 1_000_000 + n, "icid": 500_000 + n, "revision": 12,
+        "started_at": at, "finished_at": at, "updated_at": at, "complete": True,
+        "expired": False, "status": "delivered",
         "sender": f"user{rng.randrange(5000)}@sender{rng.randrange(300)}.example.com",
         "recipients": [
             {"rid": r, "address": f"rcpt{rng.randrange(20000)}@corp{r}.example.org",
-             "status": rng.choice(STATUSES), "dcid": 70_000 + n, "updated_at": at,
-             "response": "250 2.0.0 Ok: queued as 4Xyz"}
+             "status": statuses[r], "dcid": 70_000 + n, "updated_at": at,
+             "response": "250 2.0.0 Ok: queued as 4Xyz", "remote_ip": "203.0.113.25"}
             for r in range(2)
         ],
-        "message_id": f"<{uuid.UUID(int=rng.getrandbits(128))}@sender.example.com>",
+        "message_id": f"{uuid.UUID(int=rng.getrandbits(128))}@sender.example.com",
         "subject": f"Invoice {n} for order {rng.randrange(10**6)} - please review",
         "size": rng.randrange(2_000, 2_000_000), "attachments": [{"name": f"inv{n}.pdf"}],
-        "direction": "incoming", "policy": "DEFAULT",
+        "direction": "inbound", "policy": "DEFAULT",
         "client": {"ip": f"198.51.{rng.randrange(256)}.{rng.randrange(256)}",
                    "rdns": "mail.sender.example.com", "rdns_verified": True, "sbrs": 3.5,
-                   "sender_group": "UNKNOWNLIST", "flow": "ACCEPTED", "interface": "Data 1",
+                   "sender_group": "UNKNOWNLIST", "flow": "ACCEPT", "interface": "Data 1",
                    "country": "TH", "tls": "TLSv1.3"},
-        "verdicts": {"antispam": "negative", "antivirus": "clean", "amp": "clean",
-                     "graymail": "negative", "outbreak": "negative", "spf": "pass",
-                     "dkim": "pass", "dmarc": "pass"},
-        "tags": ["delivered"], "status": "delivered",
+        "auth_user": None,
+        "verdicts": {"antispam": "negative", "antivirus": "clean", "virus_name": None,
+                     "amp": "clean", "graymail": "negative", "outbreak": "negative",
+                     "dlp": None, "spf": "pass", "dkim": "pass", "dmarc": "pass"},
+        "quarantines": [], "tags": ["delivered"], "parent_mid": None, "child_mids": [],
         "events": [{"ts": at, "kind": f"step{k}", "text": f"MID {n} step {k} of processing"}
                    for k in range(9)],
     }
+
+
+def check_shape(sample: dict[str, Any]) -> None:
+    """Fail early if the generated record no longer matches the record schema."""
+    schema = orjson.loads((SCHEMAS / "message.schema.json").read_bytes())
+    jsonschema.validate(sample, schema)
 
 
 def produce(settings: Settings, topic: str, pairs: list[tuple[bytes | None, bytes]],
@@ -130,16 +142,27 @@ def timed_run(settings: Settings, group: str, topic: str, total: int) -> tuple[f
     begun = time.monotonic()
     thread.start()
     last_report = begun
-    while committed(settings, group, topic) < total:
-        time.sleep(0.2)
+    # The indexer's own counter says when every document is acknowledged (cheap to read);
+    # only then ask Kafka for the committed offsets, which come right after.
+    while sample(indexer, "esatrack_indexer_docs_indexed_total") < total:
+        time.sleep(0.05)
         if time.monotonic() - last_report > 5:
             last_report = time.monotonic()
-            print(f"  ... {committed(settings, group, topic):,}/{total:,}", flush=True)
+            print(f"  ... {int(sample(indexer, 'esatrack_indexer_docs_indexed_total')):,}/"
+                  f"{total:,}", flush=True)
+    while committed(settings, group, topic) < total:
+        time.sleep(0.05)
     elapsed = time.monotonic() - begun
     stop.set()
     thread.join()
     indexer.close()
     return elapsed, indexer
+
+
+def sample(indexer: Indexer, name: str) -> float:
+    """A counter of the indexer summed over its labels."""
+    return sum(s.value for metric in indexer.metrics.registry.collect()
+               for s in metric.samples if s.name == name)
 
 
 def batch_figures(indexer: Indexer) -> str:
@@ -199,6 +222,7 @@ def run(args: argparse.Namespace, stack: Settings, opensearch_url: str | None) -
         future.result(30)
     client = make_client(settings)
     try:
+        check_shape(record(0, day, rng))
         values = [orjson.dumps(record(n, day, rng)) for n in range(args.records)]
         size = sum(map(len, values)) / max(1, len(values))
         print(f"producing {args.records:,} records ({size:.0f} bytes each) and "
