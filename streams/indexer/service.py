@@ -47,6 +47,7 @@ from streams.indexer.deadletter import encode_dead_letter
 from streams.indexer.metrics import IndexerMetrics
 from streams.indexer.raw import plan_raw, to_raw_line
 from streams.indexer.records import DeadLetter, KafkaRecord, route_record
+from streams.kafka_client import client_config
 from streams.opensearch.client import make_client
 from streams.opensearch.templates import init_cluster
 from streams.settings import Settings
@@ -71,23 +72,6 @@ def is_retryable(exc: BaseException) -> bool:
         status = exc.status_code
         return isinstance(status, int) and retryable_status(status)
     return False
-
-
-def kafka_config(settings: Settings) -> dict[str, Any]:
-    """librdkafka connection settings (brokers, TLS, SASL) from the settings."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        config["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile is not None:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
-    return config
 
 
 def to_record(message: Message) -> KafkaRecord:
@@ -153,7 +137,7 @@ class Indexer:
         self._retrying("opensearch init", lambda: init_cluster(self.client, self.settings),
                        Backoff(maximum=self.settings.indexer_backoff_max_seconds), poll=False)
         self._ensure_topics()
-        config = kafka_config(self.settings)
+        config = client_config(self.settings)
         config.update({
             "group.id": self.group,
             "enable.auto.commit": False,
@@ -163,7 +147,7 @@ class Indexer:
         })
         config.update(self._consumer_overrides)
         self._consumer = Consumer(config)
-        producer_config = kafka_config(self.settings)
+        producer_config = client_config(self.settings)
         producer_config.update({"acks": "all", "enable.idempotence": True, "linger.ms": 5})
         self._producer = Producer(producer_config)
         self.consumer.subscribe(list(self.kinds), on_assign=self._on_assign,
@@ -173,7 +157,7 @@ class Indexer:
     def _ensure_topics(self) -> None:
         """Create missing input and dead-letter topics (a consumer subscribed to a missing topic
         would notice it only at the next metadata refresh)."""
-        admin = AdminClient(kafka_config(self.settings))
+        admin = AdminClient(client_config(self.settings))
         wanted = [*self.kinds, self.settings.topic_dead_letters]
         futures = admin.create_topics(
             [NewTopic(name, self.settings.topic_partitions, self.settings.topic_replication)

@@ -20,6 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.ingest.spool import SpoolRecord
+from streams.kafka_client import client_config
 from streams.settings import Settings
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -30,26 +31,9 @@ H_PEER = "peer"
 H_TRANSPORT = "transport"
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """Connection settings shared by every librdkafka client (bootstrap, TLS, SASL)."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        config["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile is not None:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
-    return config
-
-
 def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """The raw-line producer's configuration (``extra`` adds or overrides librdkafka keys)."""
-    config = kafka_client_config(settings)
+    config = client_config(settings)
     config.update({
         "acks": "all",
         "enable.idempotence": True,

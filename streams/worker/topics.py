@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.errors import ConfigError, ServiceUnavailable
+from streams.kafka_client import client_config
 from streams.settings import Settings
 
 TABLE_NAME = "correlation"
@@ -60,23 +61,6 @@ def topic_specs(settings: Settings, raw_partitions: int | None = None) -> list[T
     ]
 
 
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """librdkafka (confluent-kafka) client settings: brokers and security, passed through."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        config["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password is not None:
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile is not None:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
-    return config
-
-
 def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
     """Create the missing topics; check the changelog is co-partitioned with ``esa.raw``.
 
@@ -88,7 +72,7 @@ def ensure_topics(settings: Settings, *, timeout: float = 30.0) -> list[str]:
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415  # same
     from confluent_kafka.cimpl import NewTopic  # noqa: PLC0415  # same; typed there
 
-    admin = AdminClient(kafka_client_config(settings))
+    admin = AdminClient(client_config(settings))
     existing = _partition_counts(admin, settings, timeout)
     specs = topic_specs(settings, existing.get(settings.topic_raw))
     raw_spec, changelog_spec = specs[0], specs[-1]
@@ -136,7 +120,7 @@ def raw_partition_count(settings: Settings, *, timeout: float = 30.0) -> int:
     """The partition count of the existing ``esa.raw`` (the workers' table follows it)."""
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415  # imported when used
 
-    counts = _partition_counts(AdminClient(kafka_client_config(settings)), settings, timeout)
+    counts = _partition_counts(AdminClient(client_config(settings)), settings, timeout)
     count = counts.get(settings.topic_raw)
     if count is None:
         raise ConfigError(

@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from streams.errors import ConfigError
+from streams.kafka_client import client_config
 from streams.settings import load_settings
 from streams.worker.app import broker_credentials, broker_urls, faust_options
 from streams.worker.codec import (
@@ -18,7 +19,7 @@ from streams.worker.codec import (
     encode_dead_letter,
     encode_record,
 )
-from streams.worker.topics import changelog_topic, kafka_client_config, topic_specs
+from streams.worker.topics import changelog_topic, topic_specs
 
 
 def test_topic_layout_follows_the_settings() -> None:
@@ -72,7 +73,7 @@ def test_sasl_ssl_credentials_are_passed_through(tmp_path: Path) -> None:
     assert creds.mechanism.value == "SCRAM-SHA-512"
     assert isinstance(creds.ssl_context, ssl.SSLContext)
     assert "s3cret" not in repr(creds)
-    client = kafka_client_config(settings)
+    client = client_config(settings)
     assert client["sasl.password"] == "s3cret"
     assert client["security.protocol"] == "SASL_SSL"
 
