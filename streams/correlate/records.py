@@ -87,7 +87,7 @@ def iso(ms: int | None) -> str | None:
     sec, frac = divmod(ms, 1000)
     text = _ISO_SECONDS.get(sec)
     if text is None:
-        if len(_ISO_SECONDS) >= 100_000:
+        if len(_ISO_SECONDS) >= 4096:
             _ISO_SECONDS.clear()
         t = time.gmtime(sec)
         text = _ISO_SECONDS[sec] = (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
