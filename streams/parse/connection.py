@@ -20,7 +20,7 @@ from streams.events import (
     CONN_TLS,
     DLV_NEW,
 )
-from streams.parse.fields import MEMO_LIMIT, Result, float_or_none, is_number, unknown
+from streams.parse.fields import MEMO_LIMIT, Result, float_or_none, unknown
 from streams.parse.message import RCPT, rcpt
 
 _CONN_NEW = re.compile(
@@ -90,7 +90,7 @@ def _remember(key: str, data: dict[str, Any]) -> None:
 
 def icid_line(body: str) -> Result:
     parts = body.split(" ", 3)
-    if len(parts) < 3 or not is_number(parts[1]):
+    if len(parts) < 3 or len(parts[1]) > 18 or not parts[1].isdecimal():  # is_number, inline
         return unknown("ICID line: no ICID number")
     icid = int(parts[1])
     word = parts[2]

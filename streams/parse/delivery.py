@@ -162,7 +162,7 @@ def bounced_or_delayed_line(body: str) -> Result:
 
 def dcid_line(body: str) -> Result:
     parts = body.split(" ", 3)
-    if len(parts) < 3 or not is_number(parts[1]):
+    if len(parts) < 3 or len(parts[1]) > 18 or not parts[1].isdecimal():  # is_number, inline
         return unknown("DCID line: no DCID number")
     dcid = int(parts[1])
     word = parts[2]

@@ -38,7 +38,10 @@ def mail_address(text: str) -> str:
 
 def rid_list(text: str) -> list[int]:
     """``0, 1`` or ``[0, 1]`` -> ``[0, 1]``; non-numbers are skipped."""
-    return [int(part) for part in (piece.strip() for piece in text.strip("[] ").split(","))
+    text = text.strip("[] ")
+    if len(text) <= 18 and text.isdecimal():  # one recipient, the usual case: no splitting
+        return [int(text)]
+    return [int(part) for part in (piece.strip() for piece in text.split(","))
             if is_number(part)]
 
 

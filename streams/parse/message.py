@@ -39,7 +39,6 @@ from streams.parse.appliance import system_or_unknown
 from streams.parse.fields import (
     MEMO_LIMIT,
     Result,
-    int_or_none,
     is_number,
     mail_address,
     rid_list,
@@ -108,15 +107,17 @@ def _info(mid: int, body: str) -> Result:
 
 def _m_icid(mid: int, rest: str, body: str) -> Result:
     space = rest.find(" ")
-    icid = int_or_none(rest[:space]) if space > 0 else None
-    if icid is None:
+    number = rest[:space]
+    if space <= 0 or len(number) > 18 or not number.isdecimal():  # is_number, inline
         return unknown("MID ICID line: no ICID number")
+    icid = int(number)
     tail = rest[space + 1:]
     if tail.startswith("From:"):
         return (MSG_FROM, icid, mid, None, {"sender": mail_address(tail[5:])})
     # "RID 0 To: <b@example.org>[ Rejected by RAT]": string operations, no regex
     parts = tail.split(" ", 3)
-    if len(parts) == 4 and parts[0] == "RID" and parts[2] == "To:" and is_number(parts[1]):
+    if len(parts) == 4 and parts[0] == "RID" and parts[2] == "To:" and len(parts[1]) <= 18 \
+            and parts[1].isdecimal():
         address = parts[3]
         close = address.find(">") if address[:1] == "<" else -1
         if close > 0 and close == len(address) - 1:
@@ -433,7 +434,7 @@ def mid_line(body: str) -> Result:
     if len(parts) < 3:
         return unknown("MID line without text")
     number = parts[1]
-    if not is_number(number):
+    if not (len(number) <= 18 and number.isdecimal()):  # is_number, inline on the hot path
         number = number.rstrip(",:")  # "MID 256, Message Scanning Problem: ..."
         if not is_number(number):
             return unknown("MID line: no MID number")
@@ -461,8 +462,8 @@ def mid_line(body: str) -> Result:
 
 def start_line(body: str) -> Result:
     parts = body.split(" ", 5)
-    if len(parts) >= 5 and parts[1] == "MID" and parts[3] == "ICID" \
-            and is_number(parts[2]) and is_number(parts[4]):
+    if len(parts) >= 5 and parts[1] == "MID" and parts[3] == "ICID" and len(parts[2]) <= 18 \
+            and parts[2].isdecimal() and len(parts[4]) <= 18 and parts[4].isdecimal():
         return (MSG_START, int(parts[4]), int(parts[2]), None, {})
     if len(parts) >= 3 and parts[1] == "MID" and is_number(parts[2]):
         return (MSG_START, None, int(parts[2]), None, {})

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from streams import events as ev
-from streams.events import Event
+from streams.events import UNKNOWN, Event
 from streams.parse.body import FIRST_WORD, parse_body, unknown_reason
 from streams.parse.clock import MONTHS, Clock, local_epoch, offset_zone, zone
 
@@ -43,6 +43,8 @@ _FILE_HEADER = re.compile(
     r"(Info|Warning|Debug|Trace|Critical): ")
 _LEVEL_MARK = re.compile(r" (?:Warning|Debug|Trace|Critical): ")
 _HEADER_CACHE_LIMIT = 50_000
+_new_event = object.__new__
+"""Allocates an :class:`Event` without running ``__init__``: the hot path sets every slot."""
 
 Framing = tuple[float | None, str, str | None, str]
 """(ts, host, tag, level) of a cached header."""
@@ -145,6 +147,9 @@ class Parser:
         self._headers: dict[Clock | None, dict[str, Framing]] = {None: {}}
         self._header_cache = self._headers[None]
         self._file_clock: Clock | None = None
+        # (header, its framing, the cache it is valid for) of the last Info line on the hot
+        # path; no cache (None) when there is none or the caches were cleared
+        self._last: tuple[str, Framing | None, dict[str, Framing] | None] = ("", None, None)
         self._ctx_day = -1.0
         # (receipt year, receipt month); month 0 pins the year (no inference).
         self._ctx: tuple[int, int] = (year, 0) if year is not None else (1970, 1)
@@ -163,10 +168,70 @@ class Parser:
 
     # -- public API ------------------------------------------------------------------------
 
-    def parse_line(self, raw: bytes | str, received_at: float | None = None) -> Event:
+    def parse_line(self, raw: bytes | str, received_at: float | None = None) -> Event:  # noqa: PLR0915 -- inlined on purpose: one Python call per line is a measurable share of the cost
         """One line -> one event; ``received_at`` (epoch seconds, default now) dates syslog."""
+        # The hot path is written out here rather than in a helper: a Python call per line is
+        # a measurable share of the per-line cost (see docs/PERFORMANCE.md, "Parsing").
+        if received_at is None:
+            received_at = time.time()
         try:
-            return self._parse(raw, time.time() if received_at is None else received_at)
+            if received_at // 86400.0 != self._ctx_day and self.year is None:
+                self._set_context(received_at)
+            if type(raw) is bytes and len(raw) <= self.max_line_bytes:
+                try:
+                    text = raw.decode("utf-8").rstrip()
+                    keep: bytes | None = None
+                    truncated = False
+                except UnicodeDecodeError:
+                    text, keep, truncated = self._decode(raw)
+            else:
+                text, keep, truncated = self._decode(raw)
+
+            last_header, framing, last_cache = self._last
+            if last_cache is self._header_cache and text.startswith(last_header):
+                # The previous Info header again (same second, appliance and level: most
+                # lines): its " Info: " is this line's first too, so no find, slice or hash.
+                end = len(last_header)
+            else:
+                framing = None
+                end = text.find(" Info: ") + 7
+                if end > 6:
+                    header = text[:end]
+                    framing = self._header_cache.get(header) or self._header(header)
+                    if framing is not None:
+                        self._last = (header, framing, self._header_cache)
+                else:
+                    end, framing = self._other_level(text)
+            if framing is None:
+                return self._parse_general(text, keep, truncated)
+            ts, host, tag, level = framing
+            body = text[end:]
+            space = body.find(" ")
+            if space == 0:
+                body = body.lstrip(" ")
+                space = body.find(" ")
+            word = body[:space] if space > 0 else body
+            handler = FIRST_WORD.get(word)
+            kind, icid, mid, dcid, data = parse_body(body) if handler is None else handler(body)
+            if kind == UNKNOWN and data.get("reason") == "unrecognised body":
+                data["reason"] = unknown_reason(body, True)
+            # Event(...) through the dataclass __init__ costs a third more than setting the
+            # slots here (a Python frame per line); every field is set, as __init__ would
+            # (tests/parse/test_parse_hot_path.py checks that against Event's fields).
+            event = _new_event(Event)
+            event.kind = kind
+            event.ts = ts
+            event.host = host
+            event.body = body
+            event.tag = tag
+            event.level = level
+            event.icid = icid
+            event.mid = mid
+            event.dcid = dcid
+            event.data = data
+            event.raw = keep
+            event.truncated = truncated
+            return event
         except Exception as exc:  # last-resort guard: a parser bug must not stop a stream
             return self._failed(raw, exc)
 
@@ -187,9 +252,7 @@ class Parser:
             if file_clock is not None:
                 self._header_cache = self._headers.setdefault(file_clock, {})
             try:
-                event = self._parse(raw, now)
-            except Exception as exc:  # last-resort guard, as in parse_line
-                event = self._failed(raw, exc)
+                event = self.parse_line(raw, now)  # guarded: never raises
             finally:
                 self._file_clock = None
                 self._header_cache = plain
@@ -228,6 +291,15 @@ class Parser:
                 self._ctx = ctx
                 for cache in self._headers.values():
                     cache.clear()
+                self._last = ("", None, None)
+
+    def _other_level(self, text: str) -> tuple[int, Framing | None]:
+        """End of the header and its framing for a line that is not ``Info`` (slower path)."""
+        mark = _LEVEL_MARK.search(text)
+        if mark is None:
+            return -1, None
+        header = text[:mark.end()]
+        return mark.end(), self._header_cache.get(header) or self._header(header)
 
     def _header(self, header: str) -> Framing | None:
         """Time, host, tag and level of a hot-path header, cached; None if it is not one."""
@@ -276,44 +348,6 @@ class Parser:
             return data.decode("utf-8").rstrip(), None, truncated
         except UnicodeDecodeError:
             return data.decode("utf-8", "replace").rstrip(), data, truncated
-
-    def _parse(self, raw: bytes | str, received_at: float) -> Event:
-        if received_at // 86400.0 != self._ctx_day and self.year is None:
-            self._set_context(received_at)
-        if type(raw) is bytes and len(raw) <= self.max_line_bytes:
-            try:
-                text = raw.decode("utf-8").rstrip()
-                keep: bytes | None = None
-                truncated = False
-            except UnicodeDecodeError:
-                text, keep, truncated = self._decode(raw)
-        else:
-            text, keep, truncated = self._decode(raw)
-
-        end = text.find(" Info: ") + 7
-        if end == 6:  # not an Info line: find the level the slower way
-            mark = _LEVEL_MARK.search(text)
-            end = -1 if mark is None else mark.end()
-        framing = None
-        if end > 0:
-            header = text[:end]
-            framing = self._header_cache.get(header)
-            if framing is None:
-                framing = self._header(header)
-        if framing is None:
-            return self._parse_general(text, keep, truncated)
-        ts, host, tag, level = framing
-        body = text[end:]
-        space = body.find(" ")
-        if space == 0:
-            body = body.lstrip(" ")
-            space = body.find(" ")
-        word = body[:space] if space > 0 else body
-        handler = FIRST_WORD.get(word)
-        kind, icid, mid, dcid, data = parse_body(body) if handler is None else handler(body)
-        if kind == ev.UNKNOWN and data.get("reason") == "unrecognised body":
-            data["reason"] = unknown_reason(body, True)
-        return Event(kind, ts, host, body, tag, level, icid, mid, dcid, data, keep, truncated)
 
     def _parse_general(self, text: str, keep: bytes | None, truncated: bool) -> Event:
         frame = self._frame(text, 0)
