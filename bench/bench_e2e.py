@@ -226,7 +226,7 @@ class Phase:
     """Fresh names for one run of the chain, its services, and the removal of what it made."""
 
     def __init__(self, settings: Settings, work: Path, grace: float, label: str,
-                 taken_days: set[str]) -> None:
+                 taken_days: set[str], *, archive: bool = True) -> None:
         self.tag = f"e2e-{uuid.uuid4().hex[:8]}"
         self.work = work / self.tag
         self.work.mkdir(parents=True)
@@ -240,6 +240,7 @@ class Phase:
         self.day = self._free_day(taken_days)
         self.services: list[Service] = []
         self.worker_port, self.indexer_port = free_port(), free_port()
+        self.archive = archive
         self.env = {
             "ESATRACK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "ESATRACK_OPENSEARCH_URL": settings.opensearch_url,
@@ -284,8 +285,11 @@ class Phase:
                          {**self.env, "ESATRACK_METRICS_PORT": str(self.worker_port)},
                          self.work / "worker.log", self.worker_port)
         self.services.append(worker)
+        # --no-archive: the indexer reads an empty raw topic instead of the worker's
+        unarchived = {} if self.archive else {"ESATRACK_TOPIC_RAW": f"{self.tag}.not-archived"}
         indexer = Service("indexer", ["indexer"],
-                          {**self.env, "ESATRACK_METRICS_PORT": str(self.indexer_port)},
+                          {**self.env, "ESATRACK_METRICS_PORT": str(self.indexer_port),
+                           **unarchived},
                           self.work / "indexer.log", self.indexer_port)
         self.services.append(indexer)
         deadline = time.monotonic() + 180
@@ -311,6 +315,14 @@ class Phase:
                                   body={"query": {"terms": {"host": self.hosts}}})
         return int(reply["count"])
 
+    def _left(self) -> int:
+        """Documents of this phase's appliances still searchable in any esa-* index."""
+        self.client.indices.refresh(index="esa-*", ignore_unavailable=True,
+                                    allow_no_indices=True)
+        reply = self.client.count(index="esa-*", ignore_unavailable=True, allow_no_indices=True,
+                                  body={"query": {"terms": {"host": self.hosts}}})
+        return int(reply["count"])
+
     def close(self) -> None:
         """Stop the services, then delete the topics, the record indices and every document of
         this phase's appliances (the raw archive's, in the shared daily raw index); each step is
@@ -331,11 +343,18 @@ class Phase:
             if not self.indices:  # an empty name would mean every index
                 raise RuntimeError("no record indices recorded")
             self.client.indices.delete(index=self.record_indices, ignore_unavailable=True)
-            self.client.delete_by_query(index="esa-*", ignore_unavailable=True,
-                                        allow_no_indices=True, conflicts="proceed",
-                                        refresh=True, wait_for_completion=True,
-                                        request_timeout=600,
-                                        body={"query": {"terms": {"host": self.hosts}}})
+            try:
+                self.client.delete_by_query(index="esa-*", ignore_unavailable=True,
+                                            allow_no_indices=True, conflicts="proceed",
+                                            refresh=True, request_timeout=900,
+                                            body={"query": {"terms": {"host": self.hosts}}})
+            except Exception as exc:  # the server goes on deleting: wait for it below
+                log(f"delete-by-query of {self.tag}: {exc}; waiting for it to finish")
+            deadline = time.monotonic() + 900
+            while self._left() and time.monotonic() < deadline:
+                time.sleep(2)
+            if self._left():
+                log(f"documents of {self.tag} still there after 15 minutes")
         except Exception as exc:  # clean-up goes on: report and continue
             log(f"could not delete the documents of {self.tag}: {exc}")
         shutil.rmtree(self.work, ignore_errors=True)
@@ -343,8 +362,8 @@ class Phase:
 
 @contextlib.contextmanager
 def phase(settings: Settings, work: Path, grace: float, label: str,
-          taken: set[str]) -> Iterator[Phase]:
-    ph = Phase(settings, work, grace, label, taken)
+          taken: set[str], *, archive: bool = True) -> Iterator[Phase]:
+    ph = Phase(settings, work, grace, label, taken, archive=archive)
     try:
         yield ph
     finally:
@@ -469,7 +488,7 @@ def throughput(ph: Phase, n_messages: int, mix_rate: float, timeout: float) -> d
         if done_at is None and s.searchable >= expected:
             done_at = s.at
             log(f"throughput: all {expected:,} records searchable")
-        if archived_at is None and s.indexed_raw >= len(lines):
+        if archived_at is None and (s.indexed_raw >= len(lines) or not ph.archive):
             archived_at = s.at
         if s.at - last_print >= 3 or done_at == s.at:
             last_print = s.at
@@ -488,7 +507,8 @@ def throughput(ph: Phase, n_messages: int, mix_rate: float, timeout: float) -> d
     replay_end = replay.proc.wait(60)
     cpu1 = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
     return {
-        "lines": len(lines), "expected": expected, "first": first, "launched": launched,
+        "lines": len(lines), "expected": expected, "archive": ph.archive, "first": first,
+        "launched": launched,
         "done": done_at, "worker_done": worker_done_at, "archived": archived_at,
         "final": samples[-1], "replay_rc": replay_end, "samples": samples,
         "cpu": {"replay": replay.cpu(), "worker": worker.cpu() - w0,
@@ -653,7 +673,9 @@ def report_throughput(t: dict[str, Any], messages: int) -> float:
         print(f"  worker had processed every line after {wspan:.1f} s ({t['lines'] / wspan:,.0f} "
               f"lines/s); the rest is the grace period (records wait for 10 s of log time, "
               f"then the idle tick) and indexing + refresh")
-    if t["archived"] is not None:
+    if not t["archive"]:
+        print("  raw archive OFF (--no-archive): the indexer indexed records only")
+    elif t["archived"] is not None:
         aspan = t["archived"] - t["first"]
         print(f"  raw archive (every line hash-chained into esa-raw) complete after {aspan:.1f} s "
               f"({t['lines'] / aspan:,.0f} lines/s)")
@@ -671,7 +693,7 @@ def report_throughput(t: dict[str, Any], messages: int) -> float:
               f"{best:,.0f}")
     cpu = t["cpu"]
     total = sum(cpu.values())
-    wall = (t["archived"] or t["done"]) - t["launched"]
+    wall = max(t["archived"] or 0.0, t["done"]) - t["launched"]
     print("  CPU seconds during the run (wall " + f"{wall:.0f} s, 2 cores = {2 * wall:.0f} "
           "CPU-s): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
           + f"; together {total:.1f}")
@@ -696,7 +718,8 @@ def report_latency(label: str, grace: float, lat: dict[str, Any], interval: floa
             print(f"  of which {part_label}: p50 {pct(part, 0.5):.2f} s, "
                   f"p95 {pct(part, 0.95):.2f} s, p99 {pct(part, 0.99):.2f} s "
                   f"({len(part):,} messages)")
-    print(f"  raw archive meanwhile: {lat['raw_indexed']:,.0f} of {lat['lines']:,} lines")
+    print(f"  raw archive meanwhile: {lat['raw_indexed']:,.0f} of {lat['lines']:,} lines"
+          + ("" if lat["raw_indexed"] else " (off)"))
 
 
 def main() -> int:
@@ -713,6 +736,9 @@ def main() -> int:
     parser.add_argument("--poll", type=float, default=0.15, help="latency poll interval, s")
     parser.add_argument("--timeout", type=float, default=1800.0,
                         help="longest wait for the throughput run, s")
+    parser.add_argument("--no-archive", action="store_true",
+                        help="the indexer indexes records only, no raw archive (production "
+                             "archives every line; this shows what the archive costs)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
@@ -732,7 +758,8 @@ def main() -> int:
     t: dict[str, Any] | None = None
     try:
         if not args.skip_throughput:
-            with phase(settings, work, settings.grace_seconds, "throughput", taken) as ph:
+            with phase(settings, work, settings.grace_seconds, "throughput", taken,
+                       archive=not args.no_archive) as ph:
                 t = throughput(ph, args.messages, args.mix_rate, args.timeout)
             load_mid = loadavg()
         rate = args.latency_rate
@@ -743,7 +770,8 @@ def main() -> int:
                 rate = t["lines"] / (t["done"] - t["first"]) / 2
             for grace in (float(g) for g in args.graces.split(",") if g.strip()):
                 label = "default grace" if grace == settings.grace_seconds else f"grace {grace:g}"
-                with phase(settings, work, grace, f"latency, {label}", taken) as ph:
+                with phase(settings, work, grace, f"latency, {label}", taken,
+                           archive=not args.no_archive) as ph:
                     results.append((label, grace, latency(ph, rate, args.latency_seconds,
                                                           args.poll)))
     except KeyboardInterrupt:
