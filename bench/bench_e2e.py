@@ -671,8 +671,7 @@ def report_throughput(t: dict[str, Any], messages: int) -> float:
     if t["worker_done"] is not None:
         wspan = t["worker_done"] - t["first"]
         print(f"  worker had processed every line after {wspan:.1f} s ({t['lines'] / wspan:,.0f} "
-              f"lines/s); the rest is the grace period (records wait for 10 s of log time, "
-              f"then the idle tick) and indexing + refresh")
+              "lines/s); after it: the last records' grace, indexing and refresh")
     if not t["archive"]:
         print("  raw archive OFF (--no-archive): the indexer indexed records only")
     elif t["archived"] is not None:
