@@ -7,8 +7,8 @@
 framed) and times on one core (a) parsing alone, (b) correlating the parsed events, (c) both in
 one pass, as ``esatrack correlate`` does (records built, not serialised). Each is timed with the
 process CPU clock (least disturbed by other work on a shared machine) and the wall clock; the
-best of ``--repeat`` rounds is printed. ``--mypyc`` repeats the run on a temporary copy of the
-parser and correlator compiled with mypyc (both are mypy-strict clean).
+best of ``--repeat`` rounds is printed. ``--mypyc`` repeats the run on the core compiled as wheels
+ship it (setup.py with mypyc, in a temporary copy: bench/compiled.py).
 
 ``memory`` feeds the engine until ``--messages`` messages are open: each message's lines up to
 and including ``queued for delivery`` (connection, envelope, headers, verdicts, URLs,
@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -42,12 +40,6 @@ def _setup_path(streams_root: str | None) -> None:
     sys.path.insert(0, str(ROOT))
     if streams_root:  # a compiled copy of the package comes first
         sys.path.insert(0, streams_root)
-
-
-COMPILED = ("streams/parse/body.py", "streams/parse/cef.py", "streams/parse/clock.py",
-            "streams/parse/parser.py", "streams/correlate/facts.py",
-            "streams/correlate/state.py", "streams/correlate/records.py",
-            "streams/correlate/engine.py")
 
 
 def _best(rounds: int, work: Callable[[], int]) -> tuple[float, float, int]:
@@ -164,21 +156,17 @@ def memory(messages: int, method: str, batch: int = 5000) -> None:
 
 
 def _mypyc_run(argv: list[str]) -> int:
-    """Compile the parser and correlator with mypyc into a temporary copy and bench that."""
-    with tempfile.TemporaryDirectory(prefix="esatrack-mypyc-") as build:
-        shutil.copytree(ROOT / "streams", Path(build) / "streams",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "pyproject.toml", build)
-        mypyc = Path(sys.executable).with_name("mypyc")
-        print(f"compiling {len(COMPILED)} modules with mypyc...", file=sys.stderr)
-        done = subprocess.run([str(mypyc), *COMPILED], cwd=build, capture_output=True,
-                              text=True, check=False)
-        if done.returncode != 0:
-            print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
-            return 1
-        rest = [arg for arg in argv if arg != "--mypyc"]
-        return subprocess.run([sys.executable, __file__, *rest, "--streams-root", build],
-                              check=False).returncode
+    """Bench the same run on the core compiled as wheels ship it (bench/compiled.py)."""
+    from bench.compiled import CompileError, compiled_tree  # noqa: PLC0415 - only with --mypyc
+
+    try:
+        with compiled_tree() as build:
+            rest = [arg for arg in argv if arg != "--mypyc"]
+            return subprocess.run([sys.executable, __file__, *rest, "--streams-root", str(build)],
+                                  check=False).returncode
+    except CompileError as exc:
+        print(f"mypyc could not compile the core:\n{exc}", file=sys.stderr)
+        return 1
 
 
 def main() -> int:

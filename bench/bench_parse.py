@@ -7,15 +7,14 @@ They are written to a temporary file once; then each round (a) reads the file an
 into lines (the floor: what any consumer pays before parsing) and (b) reads, splits and parses
 every line with ``Parser.parse_line``. Both are timed with the process CPU clock (robust to
 other load on the machine) and the wall clock; the best round of each is reported, with the
-parse/floor ratio. With ``--mypyc`` the same run is repeated on a copy of the parser compiled
-with mypyc (the modules are already mypy-strict clean), to show what compilation buys.
+parse/floor ratio. With ``--mypyc`` the same run is repeated on the core compiled as wheels
+ship it (setup.py with mypyc, in a temporary copy: bench/compiled.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,27 +29,20 @@ sys.path.insert(0, str(ROOT))
 from bench.mix import START, generate  # noqa: E402 - the repo root is put on the path first
 
 RECEIVED_AT = START + 3600.0
-COMPILED = ("streams/parse/appliance.py", "streams/parse/body.py", "streams/parse/cef.py",
-            "streams/parse/clock.py", "streams/parse/connection.py", "streams/parse/delivery.py",
-            "streams/parse/fields.py", "streams/parse/message.py", "streams/parse/parser.py")
 
 
 def _mypyc_run(argv: list[str]) -> int:
-    """Compile the parser modules with mypyc into a temporary copy and bench that copy."""
-    with tempfile.TemporaryDirectory(prefix="esatrack-mypyc-") as build:
-        shutil.copytree(ROOT / "streams", Path(build) / "streams",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "pyproject.toml", build)
-        mypyc = Path(sys.executable).with_name("mypyc")
-        print(f"compiling {', '.join(COMPILED)} with mypyc (a few minutes)...", file=sys.stderr)
-        done = subprocess.run([str(mypyc), *COMPILED], cwd=build, capture_output=True,
-                              text=True, check=False)
-        if done.returncode != 0:
-            print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
-            return 1
-        rest = [arg for arg in argv if arg != "--mypyc"]
-        return subprocess.run([sys.executable, __file__, "--streams-root", build, *rest],
-                              check=False).returncode
+    """Bench the same run on the core compiled as wheels ship it (bench/compiled.py)."""
+    from bench.compiled import CompileError, compiled_tree  # noqa: PLC0415 - only with --mypyc
+
+    try:
+        with compiled_tree() as build:
+            rest = [arg for arg in argv if arg != "--mypyc"]
+            return subprocess.run([sys.executable, __file__, "--streams-root", str(build),
+                                   *rest], check=False).returncode
+    except CompileError as exc:
+        print(f"mypyc could not compile the core:\n{exc}", file=sys.stderr)
+        return 1
 
 
 def _best(rounds: int, work: Callable[[], int]) -> tuple[float, float, int]:
@@ -71,7 +63,7 @@ def main() -> int:
     options.add_argument("--repeat", type=int, default=5)
     options.add_argument("--seed", type=int, default=1)
     options.add_argument("--mypyc", action="store_true",
-                         help="also compile the parser with mypyc and bench the compiled copy")
+                         help="also bench the core compiled with mypyc, as wheels ship it")
     options.add_argument("--streams-root", help=argparse.SUPPRESS)
     args = options.parse_args()
     if args.mypyc:
