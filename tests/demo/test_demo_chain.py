@@ -94,6 +94,8 @@ def test_demo_indexes_what_the_offline_engine_finishes(
     assert summary["lines published to Kafka"] == str(len(lines))
     assert summary["lines read by the worker"] == str(len(lines))
     assert summary["unknown lines (dead letters)"] == "0"
+    assert int(summary["records emitted by the worker"]) >= len(expected)
+    assert int(summary["message records in the index"]) >= len(expected)
     assert "esatrack show m-" in done.stdout
 
     opensearch.indices.refresh(index="esa-messages")
