@@ -1,7 +1,7 @@
 """Stream worker throughput and latency on the local broker.
 
     .venv/bin/python bench/bench_worker.py [--messages 8000] [--partitions 6] [--latency-seconds 30]
-        [--batched 10,50,200]
+        [--batched 10,50,200] [--mypyc]
 
 Needs the local stack (``esatrack stack up``). Three parts, each on fresh topics:
 
@@ -24,6 +24,10 @@ Needs the local stack (``esatrack stack up``). Three parts, each on fresh topics
    resolution and the engine emits when the log time passes the finish second, so up to one
    second of the figure is the wait for the next second's lines (by design, not processing).
 
+With ``--mypyc`` the worker subprocesses run the core compiled as wheels ship it (built by
+setup.py in a temporary copy: bench/compiled.py), i.e. the production worker; without it they run
+the development checkout, interpreted.
+
 The figures go to stdout; progress to stderr.
 """
 
@@ -41,6 +45,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,9 @@ from streams.worker.topics import ensure_topics  # noqa: E402
 
 BOOTSTRAP = "127.0.0.1:9092"
 TICKS = os.sysconf("SC_CLK_TCK")
+WORKER_ROOT = [ROOT]
+"""Where ``python -m streams.cli worker`` starts (its ``streams`` package): the checkout, or a
+compiled copy with ``--mypyc``."""
 
 
 def log(text: str) -> None:
@@ -211,7 +219,8 @@ class Worker:
         env = {**os.environ, **names.env(state, self.port, grace)}
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"],
-                                     cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=WORKER_ROOT[0], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
 
     def metrics(self) -> dict[str, float]:
         try:
@@ -393,7 +402,18 @@ def main() -> int:
                         help="also run the throughput part with N lines per Kafka message")
     parser.add_argument("--latency-rate", type=float,
                         help="lines/s of the latency run (default: half the measured rate)")
+    parser.add_argument("--mypyc", action="store_true",
+                        help="run the workers on the core compiled as wheels ship it")
     args = parser.parse_args()
+    with ExitStack() as stack:
+        if args.mypyc:
+            from bench.compiled import compiled_tree  # noqa: PLC0415 - only with --mypyc
+
+            WORKER_ROOT[0] = stack.enter_context(compiled_tree())
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="esatrack-bench-worker-"))
     try:
         lines = generate(args.messages, seed=3)
@@ -407,7 +427,8 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, load average {load0:.2f} at start, "
-          f"{load1:.2f} at end")
+          f"{load1:.2f} at end; worker core "
+          f"{'compiled (mypyc)' if WORKER_ROOT[0] != ROOT else 'interpreted (checkout)'}")
     print(f"lines: {t['lines']} (bench/mix.py, {args.messages} messages, 3 appliances), "
           f"{args.partitions} partitions")
     print(f"bare confluent-kafka consume loop: {t['bare_wall']:,.0f} lines/s wall, "
