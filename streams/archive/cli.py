@@ -64,10 +64,10 @@ def verify(host: str, day: str) -> ChainReport:
 def run(args: argparse.Namespace) -> int:
     report = verify(args.host, args.date)
     if report.problem is None:
-        print(f"{report.host} {report.day}: chain intact, {report.links} lines, "
-              f"head {report.head_hash}")
+        print(f"{report.host} {report.day}: chain intact, {report.lines} lines in "
+              f"{report.links} links, head {report.head_hash}")
         return 0
     print(f"{report.host} {report.day}: CHAIN BROKEN at link {report.problem.seq} "
-          f"({report.problem.kind}): {report.problem.message}; {report.links} links verified "
-          "before it")
+          f"({report.problem.kind}): {report.problem.message}; {report.links} links "
+          f"({report.lines} lines) verified before it")
     return 1

@@ -63,7 +63,21 @@ def test_intact_chain_verifies() -> None:
     docs = build(LINES)
     report = verify_chain("esa1", "2024-03-17", docs)
     assert report.intact
-    assert (report.links, report.head_hash) == (4, docs[-1]["hash"])
+    assert (report.links, report.lines, report.head_hash) == (4, 4, docs[-1]["hash"])
+
+
+def test_packed_record_is_one_link_of_several_lines() -> None:
+    """A record holding LF-separated lines (a packing shipper) is one link over its exact
+    bytes; verify counts its lines, and an edit of any one of them breaks the link."""
+    packed = b"\n".join(LINES[:3])
+    docs = build([packed, LINES[3]])
+    assert docs[0]["line"] == packed.decode()
+    report = verify_chain("esa1", "2024-03-17", docs)
+    assert (report.intact, report.links, report.lines) == (True, 2, 4)
+    docs[0]["line"] = docs[0]["line"].replace("d@e.f", "x@e.f")
+    broken = verify_chain("esa1", "2024-03-17", docs)
+    assert broken.problem is not None
+    assert (broken.problem.seq, broken.problem.kind, broken.lines) == (1, "altered", 0)
 
 
 def tamper_line(docs: list[dict[str, Any]]) -> None:

@@ -243,7 +243,8 @@ def test_raw_chain_survives_restart_and_exposes_tampering(
     with pipeline.running():
         wait_for(lambda: pipeline.committed(topic) == 100, what="100 raw lines committed")
     code, out = verify(host, day, capsys)
-    assert (code, "chain intact, 100 lines,") == (0, out.split(": ", 1)[-1][:24]), out
+    assert (code, "chain intact, 100 lines in 100 links,") == (
+        0, out.split(": ", 1)[-1][:37]), out
 
     # A new group re-reads every line (as after lost commits), then 50 new lines follow.
     again = replace(pipeline, group=new_group())
@@ -252,7 +253,7 @@ def test_raw_chain_survives_restart_and_exposes_tampering(
         wait_for(lambda: again.committed(topic) == 150, what="150 raw lines committed")
     code, out = verify(host, day, capsys)
     assert code == 0
-    assert "chain intact, 150 lines" in out
+    assert "chain intact, 150 lines in 150 links" in out
     opensearch.indices.refresh(index=index)
     assert opensearch.count(index=index, body={"query": {"term": {"host": host}}})["count"] == 150
 
