@@ -2,10 +2,13 @@
 
 Starts the receiver as its own process (as in production), sends N syslog lines over one or more
 TCP connections as fast as loopback takes them, and waits until Kafka acknowledged all of them
-(the receiver's /healthz ``published`` count). Prints lines/s read and lines/s acknowledged.
-Bounded: N lines and a time limit. Needs the local Kafka (`esatrack stack up`).
+(the receiver's /healthz ``published`` count, in lines however many each record holds). Prints
+lines/s read and lines/s acknowledged, and how many Kafka records carried them (the receiver packs
+lines per appliance into values of ``ESATRACK_PRODUCER_PACK_BYTES``; ``--pack-bytes 0``: one line
+per record). Bounded: N lines and a time limit. Needs the local Kafka (`esatrack stack up`).
 
     .venv/bin/python bench/bench_receiver.py [--lines 1000000] [--connections 2] [--framing lf]
+        [--pack-bytes N]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import urllib.request
 import uuid
 
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the admin module re-exports it untyped
 
@@ -48,6 +52,17 @@ def _health(port: int) -> dict[str, object]:
         return dict(json.loads(reply.read()))
 
 
+def _records(bootstrap: str, topic: str) -> int:
+    """Records in the topic (the sum of its partitions' high watermarks)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-receiver-count"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                   for p in partitions)
+    finally:
+        consumer.close()
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc)."""
     with open(f"/proc/{pid}/stat") as handle:
@@ -63,6 +78,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("ESATRACK_KAFKA_BOOTSTRAP",
                                                               "127.0.0.1:9092"))
     parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--pack-bytes", type=int, default=None,
+                        help="ESATRACK_PRODUCER_PACK_BYTES for the receiver (default: its setting)")
     args = parser.parse_args()
 
     topic = f"bench-receiver-{uuid.uuid4().hex[:8]}"
@@ -76,6 +93,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as spool:
         env = {**os.environ, "ESATRACK_KAFKA_BOOTSTRAP": args.bootstrap,
                "ESATRACK_RECEIVER_BIND": "127.0.0.1"}
+        if args.pack_bytes is not None:
+            env["ESATRACK_PRODUCER_PACK_BYTES"] = str(args.pack_bytes)
+        pack = env.get("ESATRACK_PRODUCER_PACK_BYTES", "65536 (default)")
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "receive", "--topic", topic, "--udp-port", "0",
              "--tcp-port", str(tcp), "--metrics-port", str(metrics), "--spool-dir", spool],
@@ -118,6 +138,7 @@ def main() -> int:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)
+        records = _records(args.bootstrap, topic)
         admin.delete_topics([topic])
     cpu = os.cpu_count()
     print(f"receiver bench: {total:,} lines ({size / total:.0f} B each, {args.framing} framing, "
@@ -131,6 +152,8 @@ def main() -> int:
           f"into Kafka ({size / acked_at / 2**20:.1f} MiB/s)")
     print(f"  receiver CPU time      {cpu_seconds:7.2f} s  -> {total / cpu_seconds:>10,.0f} lines "
           "per CPU-second (includes librdkafka's threads)")
+    print(f"  Kafka records          {records:>10,}  -> {total / max(1, records):>10,.1f} lines "
+          f"per record (pack bytes {pack})")
     print(f"  load average now: {os.getloadavg()[0]:.2f}")
     return 0
 

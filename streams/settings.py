@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     producer_delivery_timeout: float = Field(default=300.0, gt=0)
     """Seconds a line may wait for Kafka before its delivery counts as failed (then the receiver
     spools it and replay reports it; librdkafka ``message.timeout.ms``)."""
+    producer_pack_bytes: int = Field(default=65536, ge=0, le=1_000_000)
+    """Receiver and replay: lines of one appliance are packed, LF-separated, into Kafka values of
+    at most this many bytes (a longer line goes alone; 0 = one line per value). The stream
+    worker pays per Kafka record, so packed values are several times cheaper for it."""
 
     # --- Processes ----------------------------------------------------------------------
     state_dir: Path = Path("./state")

@@ -40,3 +40,18 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.kafka_bootstrap = "elsewhere:9092"  # type: ignore[misc]  # the point of the test
+
+
+def test_pack_bytes_default_environment_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ESATRACK_PRODUCER_PACK_BYTES: 64 KiB by default, 0 turns packing off, and values outside
+    0..1,000,000 (Kafka's default message size limit is about 1 MiB) are refused by name."""
+    monkeypatch.delenv("ESATRACK_PRODUCER_PACK_BYTES", raising=False)
+    assert load_settings().producer_pack_bytes == 65536
+    monkeypatch.setenv("ESATRACK_PRODUCER_PACK_BYTES", "0")
+    assert load_settings().producer_pack_bytes == 0
+    monkeypatch.setenv("ESATRACK_PRODUCER_PACK_BYTES", "262144")
+    assert load_settings().producer_pack_bytes == 262144
+    for bad in ("-1", "1000001", "64k"):
+        monkeypatch.setenv("ESATRACK_PRODUCER_PACK_BYTES", bad)
+        with pytest.raises(ConfigError, match="ESATRACK_PRODUCER_PACK_BYTES"):
+            load_settings()

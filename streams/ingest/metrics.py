@@ -1,4 +1,5 @@
-"""The receiver's counters and their Prometheus view.
+"""The receiver's counters and their Prometheus view. Every count is in lines, however many
+lines a Kafka record holds (see :mod:`streams.ingest.pack`).
 
 The hot path adds to plain ints and dicts (no locks, no label lookups per line); a custom
 collector turns them into Prometheus families when scraped. Appliance labels are capped
@@ -29,7 +30,8 @@ class IngestCounters:
     ``shutdown``, ``queue_full``)."""
     unspooled: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
-    """Lines lost on purpose, by reason (``overlong``, ``spool_full``, ``spool_corrupt``)."""
+    """Lines lost on purpose, by reason (``overlong``, ``spool_full``, ``rejected``,
+    ``spool_corrupt``: for a damaged spool record, the lines its header claims)."""
     framing_errors: int = 0
     empty_frames: int = 0
     connections: int = 0
@@ -90,7 +92,8 @@ class IngestCollector(Collector):
         yield CounterMetricFamily("esatrack_ingest_published", "Lines acknowledged by Kafka",
                                   value=self._delivered())
         yield CounterMetricFamily("esatrack_ingest_delivery_errors",
-                                  "Deliveries Kafka refused or timed out (each line is spooled)",
+                                  "Lines whose delivery Kafka refused or that timed out "
+                                  "(spooled, or dropped as rejected)",
                                   value=self._failed())
         spooled = CounterMetricFamily("esatrack_ingest_spooled", "Lines written to the spool",
                                       labels=["reason"])
@@ -98,7 +101,7 @@ class IngestCollector(Collector):
             spooled.add_metric([reason], n)
         yield spooled
         yield CounterMetricFamily("esatrack_ingest_unspooled",
-                                  "Spooled lines handed back to Kafka", value=c.unspooled)
+                                  "Spooled lines Kafka acknowledged", value=c.unspooled)
         dropped = CounterMetricFamily("esatrack_ingest_dropped", "Lines lost on purpose",
                                       labels=["reason"])
         for reason, n in sorted(c.dropped.items()):
@@ -110,7 +113,7 @@ class IngestCollector(Collector):
         yield CounterMetricFamily("esatrack_ingest_empty_frames", "Empty frames skipped",
                                   value=c.empty_frames)
         yield GaugeMetricFamily("esatrack_ingest_producer_queue",
-                                "Lines queued in the producer, not yet acknowledged",
+                                "Lines held by the producers, not yet acknowledged or failed",
                                 value=self._depth())
         yield GaugeMetricFamily("esatrack_ingest_spool_bytes", "Bytes waiting in the spool",
                                 value=self._spool_bytes())

@@ -4,15 +4,18 @@ Configured for no loss and good throughput: ``acks=all`` with idempotence (no du
 reordering from retries), compression and batching (``linger.ms``), and the Java/aiokafka
 partitioner (``murmur2_random``) so a key lands on the same partition whichever client wrote it.
 
-Every record carries three headers beside the raw line:
+A record's value is one raw line, or several lines of one appliance joined with LF
+(:mod:`streams.ingest.pack`); everything here counts lines, not records. Every record carries
+three headers beside its value:
 
-- ``received_ms``: when the line was read (milliseconds since the epoch, ASCII decimal);
-- ``peer``: who sent it (``ip:port``; ``file:<name>`` for replay);
+- ``received_ms``: when its lines were read (milliseconds since the epoch, ASCII decimal);
+- ``peer``: who sent them (``ip:port``; ``file:<name>`` for replay);
 - ``transport``: ``udp``, ``tcp``, ``tls`` or ``file``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -44,19 +47,20 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
         "queue.buffering.max.kbytes": 1_048_576,
         "partitioner": "murmur2_random",
         "message.timeout.ms": int(settings.producer_delivery_timeout * 1000),
-        "message.max.bytes": max(1_000_000, settings.max_line_bytes + 4096),
+        "message.max.bytes": max(1_000_000, settings.max_line_bytes + 4096,
+                                 settings.producer_pack_bytes + 4096),
     })
     config.update(extra)
     return config
 
 
 def headers_for(received_ms: int, peer: bytes, transport: bytes) -> Headers:
-    """The Kafka headers of one line (see the module docstring)."""
+    """The Kafka headers of one record (see the module docstring)."""
     return [(H_RECEIVED, str(received_ms).encode()), (H_PEER, peer), (H_TRANSPORT, transport)]
 
 
-def record_of(msg: Message) -> SpoolRecord:
-    """A produced message back as a spool record (for a failed delivery)."""
+def record_of(msg: Message, lines: int = 1) -> SpoolRecord:
+    """A produced message of ``lines`` lines back as a spool record (for a failed delivery)."""
     found: dict[str, bytes] = {}
     raw = msg.headers() or []
     for name, hval in raw.items() if isinstance(raw, dict) else raw:
@@ -65,7 +69,7 @@ def record_of(msg: Message) -> SpoolRecord:
     return SpoolRecord(value.encode() if isinstance(value, str) else value or b"",
                        key.encode() if isinstance(key, str) else key or b"",
                        int(found.get(H_RECEIVED) or 0), found.get(H_PEER, b""),
-                       found.get(H_TRANSPORT, b""))
+                       found.get(H_TRANSPORT, b""), lines)
 
 
 class BrokerState:
@@ -77,15 +81,22 @@ class BrokerState:
 
 
 class RawProducer:
-    """Produces raw lines to one topic; counts deliveries and hands failed ones back.
+    """Produces raw lines to one topic; counts deliveries, in lines, and hands failed ones back.
 
-    ``on_failed(record, error)`` is called (from :meth:`poll`/:meth:`flush`) for every line Kafka
-    did not take, with the line as a :class:`SpoolRecord`, so nothing is silently lost.
+    ``on_failed(record, error)`` is called (from :meth:`poll`/:meth:`flush`) for every record
+    Kafka did not take, as a :class:`SpoolRecord` carrying its value and line count, so nothing
+    is silently lost.
+
+    A record holds one line unless it is produced with ``on_delivery=self.reporter(lines)``
+    (:meth:`produce` does that for ``lines > 1``), which tells the delivery report how many
+    lines it carries: :attr:`produced`, :attr:`failed`, :attr:`delivered` and :meth:`depth` are
+    all counted in lines, exactly.
 
     With ``report_success=False`` librdkafka reports failures only (``delivery.report.only.error``):
-    a success costs no Python callback, which is most of the per-line cost at 100k lines/s.
-    Acknowledged lines are then counted as produced - failed - still queued, which is exact
-    once the queue is empty and never counts a line that may still fail (a lower bound).
+    a success costs no Python callback, which is most of the per-record cost at 100k records/s.
+    Acknowledged lines are then counted as produced - failed - still queued, which needs every
+    record to hold **one line** (use it only without packing); it is exact once the queue is
+    empty and never counts a line that may still fail (a lower bound).
     """
 
     def __init__(self, settings: Settings, topic: str,
@@ -99,7 +110,9 @@ class RawProducer:
         self._acked = 0
         self._last_acked = 0
         self.produced = 0
+        """Lines handed to librdkafka (hot loops using :attr:`raw_produce` add theirs)."""
         self.failed = 0
+        """Lines whose delivery failed (each handed to ``on_failed``)."""
         # librdkafka's own log lines go through logging (served by poll), not straight to stderr.
         config = producer_config(settings, on_delivery=self.report, error_cb=self._error,
                                  logger=logging.getLogger("streams.ingest.kafka"), **extra)
@@ -129,15 +142,20 @@ class RawProducer:
     def last_error(self) -> str | None:
         return self.state.last_error
 
-    def report(self, err: KafkaError | None, msg: Message) -> None:
-        """Account for one delivery report (the default callback; drains chain to it)."""
+    def report(self, err: KafkaError | None, msg: Message, lines: int = 1) -> None:
+        """Account for the delivery report of a record of ``lines`` lines (the default callback,
+        for one line; :meth:`reporter` binds other counts; drains chain to it)."""
         if err is None:
-            self._acked += 1
+            self._acked += lines
             self.state.down = False
             return
-        self.failed += 1
+        self.failed += lines
         self.state.last_error = str(err)
-        self._on_failed(record_of(msg), err)
+        self._on_failed(record_of(msg, lines), err)
+
+    def reporter(self, lines: int) -> DeliveryCallback:
+        """The delivery callback of a record holding ``lines`` lines."""
+        return functools.partial(self.report, lines=lines)
 
     def _error(self, err: KafkaError) -> None:
         self.state.last_error = str(err)
@@ -152,8 +170,12 @@ class RawProducer:
         self._last_acked = acked
 
     def produce(self, value: bytes, key: bytes, headers: Headers,
-                on_delivery: DeliveryCallback | None = None) -> bool:
-        """Queue one line; False when the local queue is full (the caller keeps the line)."""
+                on_delivery: DeliveryCallback | None = None, lines: int = 1) -> bool:
+        """Queue one record of ``lines`` lines; False when the local queue is full (the caller
+        keeps the record). A callback of the caller's must chain to :meth:`report` with
+        ``lines``."""
+        if on_delivery is None and lines != 1:
+            on_delivery = self.reporter(lines)
         try:
             if on_delivery is None:
                 self._produce(self.topic, value, key, headers=headers)
@@ -161,7 +183,7 @@ class RawProducer:
                 self._produce(self.topic, value, key, headers=headers, on_delivery=on_delivery)
         except BufferError:
             return False
-        self.produced += 1
+        self.produced += lines
         return True
 
     def reachable(self, timeout: float) -> bool:
@@ -173,19 +195,23 @@ class RawProducer:
         return bool(metadata.brokers)
 
     def depth(self) -> int:
-        """Lines queued or in flight (not yet acknowledged or failed)."""
-        return len(self._producer)
+        """Lines queued or in flight (not yet acknowledged or failed, as far as the delivery
+        reports served so far tell)."""
+        if self._report_success:
+            return self.produced - self._acked - self.failed
+        return len(self._producer)  # one line per record
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery reports; returns how many were served."""
         return int(self._producer.poll(timeout))
 
     def flush(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for every queued line; returns how many are still queued."""
+        """Wait up to ``timeout`` s for every queued record; returns how many records (not
+        lines) are still queued."""
         return int(self._producer.flush(timeout))
 
     def purge(self) -> None:
-        """Give up on what is still queued: each line comes back through ``on_failed``."""
+        """Give up on what is still queued: each record comes back through ``on_failed``."""
         self._producer.purge(in_queue=True, in_flight=True, blocking=False)
         self._producer.poll(0)
         self._producer.flush(0)

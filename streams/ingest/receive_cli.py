@@ -1,4 +1,4 @@
-"""``esatrack receive``: listen for syslog (UDP, TCP, TLS) and publish each line to the raw topic.
+"""``esatrack receive``: listen for syslog (UDP, TCP, TLS) and publish the lines to the raw topic.
 
 Ports, TLS files and the spool come from the settings (``ESATRACK_RECEIVER_*``); the options
 below override them for one run. Stops cleanly on SIGTERM/SIGINT (see

@@ -1,15 +1,20 @@
-"""The syslog receiver: UDP, TCP and TLS listeners publishing each line to the raw topic.
+"""The syslog receiver: UDP, TCP and TLS listeners publishing lines to the raw topic.
 
 One asyncio loop does everything; the hot path is ``data_received`` -> framing -> header read ->
-``Producer.produce`` with no awaits. Flow control and loss:
+packing -> ``Producer.produce`` with no awaits. The lines of one read are packed per appliance
+into LF-separated values of at most ``producer_pack_bytes`` (:mod:`streams.ingest.pack`; nothing
+waits for more lines: no added latency), so Kafka and the workers see a few records per read
+instead of one per line. Every count (in, published, failed, spooled, dropped, queued) is in
+lines, whatever the records hold. Flow control and loss:
 
 - The producer holds at most ``receiver_max_queued`` lines. Above half of that, TCP/TLS
   connections stop being read (the senders' TCP windows close: bounded memory, no loss); below a
   quarter they are read again.
 - UDP cannot be paused: while the producer is behind, the broker is down, or the spool is not yet
   empty, datagrams go to the on-disk spool (FIFO), which a timer drains when Kafka keeps up.
-- A line Kafka does not take (timed out, refused for a retriable reason) comes back through the
-  delivery report and is spooled. Lines dropped on purpose (over-long, spool full) are counted.
+- A record Kafka does not take (timed out, refused for a retriable reason) comes back through
+  the delivery report and is spooled whole, counted in its lines. Lines dropped on purpose
+  (over-long, spool full) are counted.
 - On stop (SIGTERM): listeners close, the partial last line of every connection is taken, the
   producer is flushed for ``receiver_shutdown_timeout`` seconds, and whatever is still queued is
   purged into the spool, which is fsynced. The next start drains it first.
@@ -37,7 +42,8 @@ from confluent_kafka import KafkaError, Message
 from streams.ingest.framing import FrameDecoder, strip_trailer
 from streams.ingest.header import appliance_fast, appliance_slow
 from streams.ingest.metrics import IngestCounters
-from streams.ingest.producer import BrokerState, RawProducer, headers_for
+from streams.ingest.pack import group_by_key, pack_lines
+from streams.ingest.producer import BrokerState, Headers, RawProducer, headers_for
 from streams.ingest.spool import Segment, Spool, SpoolRecord
 from streams.settings import Settings
 
@@ -66,12 +72,14 @@ class Ports:
 class _Drain:
     segment: Segment
     produced: int = 0
+    """Records of the segment handed to the drainer."""
     resolved: int = 0
+    """Of those, records whose delivery was reported (either way)."""
 
 
 @dataclass
 class ShutdownReport:
-    """What happened to the lines at stop."""
+    """What happened to the lines at stop (every count in lines)."""
 
     lines_in: int
     delivered: int
@@ -111,14 +119,17 @@ class Receiver:
         self.bound = Ports()
         self.ssl_context = ssl_context
         self.max_line = settings.max_line_bytes
+        self.pack = settings.producer_pack_bytes
         self.counters = IngestCounters()
         self.spool = Spool(spool_dir or settings.receiver_spool_dir,
                            settings.receiver_spool_max_bytes)
         self.kafka = BrokerState()
-        # Live lines: failures reported only (fast). Spooled lines: every delivery reported, so a
-        # segment is deleted only once all its lines are acknowledged.
+        # Live records: with packing, every delivery is reported (a record's lines are known only
+        # to its report, and a report costs little per record of many lines); without, failures
+        # only (fast at one line per record). Spooled records: every delivery reported, so a
+        # segment is deleted only once all its records are acknowledged.
         self.producer = RawProducer(settings, self.topic, self._on_failed, self.kafka,
-                                    report_success=False, **producer_extra)
+                                    report_success=self.pack > 0, **producer_extra)
         self.drainer = RawProducer(settings, self.topic, self._on_failed, self.kafka,
                                    report_success=True, **producer_extra)
         self._high = settings.receiver_max_queued // 2
@@ -180,7 +191,7 @@ class Receiver:
         for producer in (self.producer, self.drainer):
             left += producer.flush(max(0.0, deadline - time.monotonic()))
         if left:
-            log.warning("Kafka did not take %d lines within %.0f s; spooling them", left,
+            log.warning("Kafka did not take %d lines within %.0f s; spooling them", self.depth(),
                         self.settings.receiver_shutdown_timeout)
             self.producer.purge()
             self.drainer.purge()
@@ -209,54 +220,86 @@ class Receiver:
                to_spool: bool) -> None:
         """Publish (or spool) non-empty lines of at most ``max_line_bytes`` read from one peer.
 
-        The hot path: one list comprehension for the keys, one tight loop of C calls to
-        ``produce``; a full producer queue (BufferError) spools the line instead.
+        The hot path: one list comprehension for the keys, the lines grouped by key (no per-line
+        work when they name one appliance) and packed into values, then one tight loop of C calls
+        to ``produce``; a full producer queue (BufferError) spools the record instead. Without
+        packing (``producer_pack_bytes`` 0) each line is its own record, as it always was.
         """
         received_ms = time.time_ns() // 1_000_000
         headers = headers_for(received_ms, peer, transport)
         fast, slow = appliance_fast, appliance_slow
         keys = [m.group(1) if (m := fast(line)) else (slow(line) or fallback) for line in lines]
+        groups = group_by_key(lines, keys)
+        if self.pack:
+            spooled = self._publish_packed(groups, headers, received_ms=received_ms, peer=peer,
+                                           transport=transport, to_spool=to_spool)
+        else:
+            spooled = self._publish_lines(lines, keys, headers, received_ms=received_ms,
+                                          peer=peer, transport=transport, to_spool=to_spool)
+        if spooled:
+            self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
+        self.counters.add_in(transport.decode(), {
+            key: [len(group), sum(map(len, group))] for key, group in groups.items()})
+
+    def _publish_packed(self, groups: dict[bytes, list[bytes]], headers: Headers, *,
+                        received_ms: int, peer: bytes, transport: bytes, to_spool: bool) -> int:
+        """Produce (or spool) each appliance's lines as packed values; returns lines spooled."""
+        limit = self.pack
+        spooled = 0
+        if to_spool:
+            for key, group in groups.items():
+                for value, count in pack_lines(group, limit):
+                    spooled += self._spool_record(
+                        SpoolRecord(value, key, received_ms, peer, transport, count))
+            return spooled
+        produce, topic, reporter = self.producer.raw_produce, self.topic, self.producer.reporter
+        produced = 0
+        for key, group in groups.items():
+            for value, count in pack_lines(group, limit):
+                try:
+                    if count == 1:
+                        produce(topic, value, key, headers=headers)
+                    else:
+                        produce(topic, value, key, headers=headers, on_delivery=reporter(count))
+                except BufferError:  # the producer's queue is full: this record goes to disk
+                    spooled += self._spool_record(
+                        SpoolRecord(value, key, received_ms, peer, transport, count))
+                else:
+                    produced += count
+        self.producer.produced += produced
+        return spooled
+
+    def _publish_lines(self, lines: list[bytes], keys: list[bytes], headers: Headers, *,
+                       received_ms: int, peer: bytes, transport: bytes, to_spool: bool) -> int:
+        """Produce (or spool) one record per line; returns lines spooled."""
         count = len(lines)
         spooled = 0
         if to_spool:
             for line, key in zip(lines, keys, strict=True):
-                spooled += self._spool_line(SpoolRecord(line, key, received_ms, peer, transport))
-        else:
-            produce, topic = self.producer.raw_produce, self.topic
-            start, refused = 0, 0
-            while start < count:
-                try:
-                    for pos in range(start, count):
-                        produce(topic, lines[pos], keys[pos], headers=headers)
-                except BufferError:  # the producer's queue is full: this line goes to disk
-                    refused += 1
-                    spooled += self._spool_line(
-                        SpoolRecord(lines[pos], keys[pos], received_ms, peer, transport))
-                    start = pos + 1
-                else:
-                    break
-            self.producer.produced += count - refused
-        if spooled:
-            self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
-        first = keys[0] if keys else b""
-        if keys.count(first) == count:  # one appliance in the batch: the common case
-            per = {first: [count, sum(map(len, lines))]}
-        else:
-            per = {}
-            for key, line in zip(keys, lines, strict=True):
-                tally = per.get(key)
-                if tally is None:
-                    per[key] = [1, len(line)]
-                else:
-                    tally[0] += 1
-                    tally[1] += len(line)
-        self.counters.add_in(transport.decode(), per)
+                spooled += self._spool_record(SpoolRecord(line, key, received_ms, peer, transport))
+            return spooled
+        produce, topic = self.producer.raw_produce, self.topic
+        start, refused = 0, 0
+        while start < count:
+            try:
+                for pos in range(start, count):
+                    produce(topic, lines[pos], keys[pos], headers=headers)
+            except BufferError:  # the producer's queue is full: this line goes to disk
+                refused += 1
+                spooled += self._spool_record(
+                    SpoolRecord(lines[pos], keys[pos], received_ms, peer, transport))
+                start = pos + 1
+            else:
+                break
+        self.producer.produced += count - refused
+        return spooled
 
-    def _spool_line(self, record: SpoolRecord) -> int:
-        """Append to the spool: 1 if written, 0 if the spool is full (counted as dropped)."""
+    def _spool_record(self, record: SpoolRecord) -> int:
+        """Append to the spool: its lines if written, 0 if the spool is full (counted as
+        dropped)."""
         if self.spool.append(record):
-            return 1
-        self.counters.add_dropped("spool_full")
+            return record.lines
+        self.counters.add_dropped("spool_full", record.lines)
         return 0
 
     def depth(self) -> int:
@@ -286,27 +329,29 @@ class Receiver:
     # --- delivery failures and the spool -------------------------------------------------
     def _on_failed(self, record: SpoolRecord, err: KafkaError) -> None:
         code = err.code()
+        lines = record.lines
         if code not in _RETRY_CODES and not err.retriable():
-            log.error("Kafka refused a line for good (%s); appliance %r", err,
-                      record.key.decode("ascii", "replace"))
-            self.counters.add_dropped("rejected")
+            log.error("Kafka refused a record of %d lines for good (%s); appliance %r", lines,
+                      err, record.key.decode("ascii", "replace"))
+            self.counters.add_dropped("rejected", lines)
             return
         reason = "shutdown" if code in _SHUTDOWN_CODES else "delivery_failed"
         if self.spool.append(record, force=self._stopping):
-            self.counters.add_spooled(reason)
+            self.counters.add_spooled(reason, lines)
             if self._stopping:
-                self._spooled_at_shutdown += 1
+                self._spooled_at_shutdown += lines
         else:
-            self.counters.add_dropped("spool_full")
+            self.counters.add_dropped("spool_full", lines)
 
-    def _on_drained(self, drain: _Drain, err: KafkaError | None, msg: Message) -> None:
-        self.drainer.report(err, msg)
+    def _on_drained(self, drain: _Drain, lines: int, err: KafkaError | None,
+                    msg: Message) -> None:
+        self.drainer.report(err, msg, lines)
         drain.resolved += 1
         if err is None:
-            self.counters.unspooled += 1
+            self.counters.unspooled += lines
 
     def _drain_some(self) -> None:
-        room = self._low - self.depth()
+        room = self._low - self.depth()  # in lines
         if self.kafka.down:
             # Probe with a few lines at a time until a delivery succeeds again.
             room = 100 if self.drainer.depth() == 0 else 0
@@ -323,14 +368,14 @@ class Receiver:
         if drain.segment.exhausted:
             if drain.resolved >= drain.produced:
                 self.spool.release(drain.segment)
-                self.counters.add_dropped("spool_corrupt", drain.segment.corrupt)
+                self.counters.add_dropped("spool_corrupt", drain.segment.corrupt_lines)
                 self._drain = None
             return
-        callback = functools.partial(self._on_drained, drain)
-        for record in drain.segment.read(min(room, _DRAIN_BATCH)):
-            value, key, received_ms, peer, transport = record
+        for record in drain.segment.read(_DRAIN_BATCH, max_lines=room):
+            value, key, received_ms, peer, transport, lines = record
+            callback = functools.partial(self._on_drained, drain, lines)
             if not self.drainer.produce(value, key, headers_for(received_ms, peer, transport),
-                                        on_delivery=callback):
+                                        on_delivery=callback, lines=lines):
                 self.spool.append(record, force=True)  # queue full after all: keep it
                 continue
             drain.produced += 1

@@ -1,17 +1,24 @@
-"""A bounded, on-disk FIFO of lines waiting for Kafka.
+"""A bounded, on-disk FIFO of Kafka records (values of one or more lines) waiting for Kafka.
 
 The receiver writes here what it cannot hand to Kafka right now (UDP lines while Kafka is slow or
-down, lines whose delivery failed, what is still queued at shutdown) and drains it when Kafka is
-back. It is a directory of segment files, oldest first. Each record is framed as
+down, records whose delivery failed, what is still queued at shutdown) and drains it when Kafka
+is back, producing each record's value unchanged. It is a directory of segment files, oldest
+first. Each record is framed as
 
     CRC32(payload) u32 | len(payload) u32 | payload
-    payload = received_ms i64 | len(key) u16 | len(peer) u16 | len(transport) u8
+    payload = received_ms i64 | lines u32 | len(key) u16 | len(peer) u16 | len(transport) u8
               | key | peer | transport | value
+
+``lines`` is how many lines the value holds (several LF-separated ones when packed, see
+:mod:`streams.ingest.pack`; 1 for a line that itself contains LF), so the receiver counts the
+spool in lines.
 
 A segment is deleted only after the caller says all of its records were delivered
 (:meth:`Spool.release`); a crash in between replays the segment (at-least-once). A torn record at
 the end of a segment (a crash during a write) fails its CRC: reading stops there and the loss is
-counted in :attr:`Spool.corrupt_records`. No Kafka, no event loop: plain file I/O, unit-tested.
+counted in :attr:`Spool.corrupt_records` (records) and :attr:`Spool.corrupt_lines` (the line
+count its unchecked header claims, at least 1). No Kafka, no event loop: plain file I/O,
+unit-tested.
 """
 
 from __future__ import annotations
@@ -24,31 +31,34 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 _FRAME = struct.Struct("<II")
-_META = struct.Struct("<qHHB")
+_META = struct.Struct("<qIHHB")
+_LINES = struct.Struct("<I")
+_LINES_AT = 8  # offset of ``lines`` in the payload
 _SUFFIX = ".spool"
 
 
 class SpoolRecord(NamedTuple):
-    """One line with what the Kafka record needs besides it."""
+    """One Kafka record's value (``lines`` lines) with what the record needs besides it."""
 
     value: bytes
     key: bytes
     received_ms: int
     peer: bytes
     transport: bytes
+    lines: int = 1
 
 
 def encode(record: SpoolRecord) -> bytes:
     """The record's bytes on disk (frame included)."""
-    value, key, received_ms, peer, transport = record
-    payload = b"".join((_META.pack(received_ms, len(key), len(peer), len(transport)),
+    value, key, received_ms, peer, transport, lines = record
+    payload = b"".join((_META.pack(received_ms, lines, len(key), len(peer), len(transport)),
                         key, peer, transport, value))
     return _FRAME.pack(zlib.crc32(payload), len(payload)) + payload
 
 
 def decode(payload: bytes) -> SpoolRecord:
     """The record in a payload whose CRC was checked."""
-    received_ms, klen, plen, tlen = _META.unpack_from(payload)
+    received_ms, lines, klen, plen, tlen = _META.unpack_from(payload)
     pos = _META.size
     key = payload[pos:pos + klen]
     pos += klen
@@ -56,7 +66,16 @@ def decode(payload: bytes) -> SpoolRecord:
     pos += plen
     transport = payload[pos:pos + tlen]
     pos += tlen
-    return SpoolRecord(payload[pos:], key, received_ms, peer, transport)
+    return SpoolRecord(payload[pos:], key, received_ms, peer, transport, lines)
+
+
+def claimed_lines(payload: bytes, length: int) -> int:
+    """The line count a damaged record's (unchecked) header claims, bounded by what a value of
+    its length can hold, and at least 1: the best guess of how many lines it took with it."""
+    if len(payload) < _LINES_AT + _LINES.size:
+        return 1
+    lines = int(_LINES.unpack_from(payload, _LINES_AT)[0])
+    return max(1, min(lines, (max(0, length - _META.size) + 1) // 2))
 
 
 class Segment:
@@ -68,27 +87,37 @@ class Segment:
         self._file: BinaryIO | None = path.open("rb")
         self.exhausted = False
         self.corrupt = 0
+        """Damaged records met (reading stops at the first)."""
+        self.corrupt_lines = 0
+        """Lines those records held, as far as their headers tell (see :func:`claimed_lines`)."""
 
-    def read(self, max_records: int) -> list[SpoolRecord]:
-        """Up to ``max_records`` next records; sets :attr:`exhausted` at the end."""
+    def read(self, max_records: int, max_lines: int | None = None) -> list[SpoolRecord]:
+        """The next records: up to ``max_records``, and stopping once they hold ``max_lines``
+        lines (at least one record); sets :attr:`exhausted` at the end."""
         out: list[SpoolRecord] = []
         file = self._file
         if file is None:
             return out
-        while len(out) < max_records:
+        lines = 0
+        budget = max_lines if max_lines is not None else -1
+        while len(out) < max_records and not (out and 0 <= budget <= lines):
             frame = file.read(_FRAME.size)
             if len(frame) < _FRAME.size:
                 if frame:
                     self.corrupt += 1
+                    self.corrupt_lines += 1
                 self._close()
                 break
             crc, length = _FRAME.unpack(frame)
             payload = file.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc or length < _META.size:
                 self.corrupt += 1  # a torn write: nothing after it can be trusted
+                self.corrupt_lines += claimed_lines(payload, length)
                 self._close()
                 break
-            out.append(decode(payload))
+            record = decode(payload)
+            out.append(record)
+            lines += record.lines
         return out
 
     def _close(self) -> None:
@@ -122,6 +151,7 @@ class Spool:
         self.bytes_used = sum(p.stat().st_size for p in self._closed)
         self.records_appended = 0
         self.corrupt_records = 0
+        self.corrupt_lines = 0
 
     # --- writing -------------------------------------------------------------------------
     def append(self, record: SpoolRecord, *, force: bool = False) -> bool:
@@ -193,6 +223,7 @@ class Spool:
         """All records of ``segment`` were delivered (or re-spooled): delete it."""
         segment.close()
         self.corrupt_records += segment.corrupt
+        self.corrupt_lines += segment.corrupt_lines
         self._draining.discard(segment.path)
         segment.path.unlink(missing_ok=True)
         self.bytes_used -= segment.size

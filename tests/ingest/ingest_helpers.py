@@ -32,11 +32,26 @@ class Record:
     value: bytes
     headers: dict[str, bytes]
 
+    @property
+    def lines(self) -> list[bytes]:
+        """The lines of the value as a consumer of esa.raw reads them: split on LF."""
+        return self.value.split(b"\n")
+
+
+def lines_by_key(records: list[Record]) -> dict[bytes | None, list[bytes]]:
+    """Each key's lines, values split on LF, in the order read (Kafka's order: one key is in one
+    partition, and a partition is read in offset order)."""
+    out: dict[bytes | None, list[bytes]] = {}
+    for record in records:
+        out.setdefault(record.key, []).extend(record.lines)
+    return out
+
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0,
-               settle: float = 1.0) -> list[Record]:
-    """Every record of ``topic`` from the start, waiting until ``expected`` arrived (or timeout),
-    then ``settle`` s more so that extra (duplicate) records would show up too."""
+               settle: float = 1.0, *, lines: bool = False) -> list[Record]:
+    """Every record of ``topic`` from the start, waiting until ``expected`` records (``lines``:
+    LF-separated lines in their values) arrived (or timeout), then ``settle`` s more so that
+    extra (duplicate) records would show up too."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
@@ -44,10 +59,11 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0,
         partitions = list(metadata.topics[topic].partitions)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         records: list[Record] = []
+        seen = 0
         deadline = time.monotonic() + timeout
         settle_until: float | None = None
         while time.monotonic() < deadline:
-            if len(records) >= expected and settle_until is None:
+            if seen >= expected and settle_until is None:
                 settle_until = time.monotonic() + settle
             if settle_until is not None and time.monotonic() > settle_until:
                 break
@@ -63,6 +79,7 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 60.0,
             records.append(Record(key.encode() if isinstance(key, str) else key,
                                   value.encode() if isinstance(value, str) else value or b"",
                                   headers))
+            seen += records[-1].value.count(b"\n") + 1 if lines else 1
         return records
     finally:
         consumer.close()

@@ -14,7 +14,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.ingest.ingest_helpers import ReceiverProcess, free_port, make_cert, read_topic
+from tests.ingest.ingest_helpers import (
+    ReceiverProcess,
+    free_port,
+    lines_by_key,
+    make_cert,
+    read_topic,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +44,21 @@ def _close_tls(sock: ssl.SSLSocket) -> None:
     sock.unwrap()
 
 
+@pytest.mark.parametrize("pack", ["65536", "0"])
 def test_every_transport_arrives_unchanged_and_keyed(
-    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path, pack: str
 ) -> None:
-    """UDP, TCP (LF and octet-counted) and TLS lines reach Kafka byte for byte, keyed by appliance
-    (or by the peer address when the header names none), with receive time, peer and transport."""
+    """UDP, TCP (LF and octet-counted) and TLS lines reach Kafka byte for byte, in order per
+    appliance, keyed by appliance (or by the peer address when the header names none), with
+    receive time, peer and transport. Packed (the default), a value split on LF gives its lines
+    back, and a line holding LF or ending with CR arrives alone; with ESATRACK_PRODUCER_PACK_BYTES
+    0 every record is one line. Every count the receiver shows is in lines."""
     topic = new_topic(partitions=3)
     cert, key = make_cert(tmp_path)
     metrics_port = free_port()
     rx = ReceiverProcess(
-        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1"},
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1",
+         "ESATRACK_PRODUCER_PACK_BYTES": pack},
         ["--topic", topic, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
          "--tcp-port", str(free_port()), "--tls-port", str(free_port()),
          "--tls-cert", str(cert), "--tls-key", str(key), "--spool-dir", str(tmp_path / "spool"),
@@ -55,7 +66,10 @@ def test_every_transport_arrives_unchanged_and_keyed(
     try:
         udp = _lines("udp", "esa-udp", 150) + _lines("udp-nohost", None, 10)
         lf = [*_lines("lf", "esa-lf.example.com", 300), b"<22>Nov 19 09:16:38 esa-lf x: inner\rCR "]
-        octet = [*_lines("octet", "esa-octet", 300), b"<22>Nov 19 09:16:38 esa-octet x: two\nrows"]
+        two_rows = b"<22>Nov 19 09:16:38 esa-octet x: two\nrows"
+        ends_cr = b"<22>Nov 19 09:16:38 esa-octet x: ends with CR\r"
+        octet = [*_lines("octet", "esa-octet", 150), two_rows, *_lines("octet2", "esa-octet", 150),
+                 ends_cr, *_lines("octet3", "esa-octet", 20)]
         tls_lines = _lines("tls", "esa-tls", 200)
 
         sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -74,37 +88,99 @@ def test_every_transport_arrives_unchanged_and_keyed(
             _send_stream(sock, b"".join(line + b"\r\n" for line in tls_lines))
             _close_tls(sock)
 
-        expected = {
-            **dict.fromkeys(udp[:150], (b"esa-udp", b"udp")),
-            **dict.fromkeys(udp[150:], (b"127.0.0.1", b"udp")),
-            **dict.fromkeys(lf[:-1], (b"esa-lf.example.com", b"tcp")),
-            lf[-1]: (b"esa-lf", b"tcp"),
-            **dict.fromkeys(octet, (b"esa-octet", b"tcp")),
-            **dict.fromkeys(tls_lines, (b"esa-tls", b"tls")),
+        expected = {  # appliance: (transport, its lines in the order sent)
+            b"esa-udp": (b"udp", udp[:150]),
+            b"127.0.0.1": (b"udp", udp[150:]),
+            b"esa-lf.example.com": (b"tcp", lf[:-1]),
+            b"esa-lf": (b"tcp", lf[-1:]),
+            b"esa-octet": (b"tcp", octet),
+            b"esa-tls": (b"tls", tls_lines),
         }
-        records = read_topic(kafka_bootstrap, topic, len(expected))
-        counts = Counter(record.value for record in records)
-        assert set(counts) == set(expected), "lines lost or changed"
-        assert max(counts.values()) == 1, "duplicates in a run without failures"
+        total = sum(len(sent) for _transport, sent in expected.values())
+        # two_rows holds an LF: split blindly, it would count twice.
+        records = read_topic(kafka_bootstrap, topic, total + 1, lines=True)
+        got: dict[bytes | None, list[bytes]] = {}
+        for record in records:
+            got.setdefault(record.key, []).extend(
+                [record.value] if record.value == two_rows else record.lines)
+        assert set(got) == set(expected)
+        for appliance, (_transport, sent) in expected.items():
+            if appliance in (b"esa-udp", b"127.0.0.1"):  # datagrams: no order to keep
+                assert sorted(got[appliance]) == sorted(sent), appliance
+            else:
+                assert got[appliance] == sent, f"{appliance!r}: lines lost, changed or reordered"
+        assert [r for r in records if two_rows in r.value] == [
+            r for r in records if r.value == two_rows], "a line holding LF must travel alone"
+        assert [r.value for r in records if ends_cr in r.value] == [ends_cr]
         now_ms = time.time() * 1000
         for record in records:
-            appliance, transport = expected[record.value]
-            assert (record.key, record.headers["transport"]) == (appliance, transport)
+            assert record.key is not None
+            assert record.headers["transport"] == expected[record.key][0]
             assert record.headers["peer"].startswith(b"127.0.0.1:")
             assert abs(int(record.headers["received_ms"]) - now_ms) < 120_000
+        per_record = Counter(len(record.lines) for record in records if record.value != two_rows)
+        if pack == "0":
+            assert per_record == {1: total - 1}, "one line per record without packing"
+        else:
+            assert max(per_record) > 1, "the TCP and TLS lines were not packed"
+            assert len(records) < total
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
         assert b'esatrack_ingest_lines_total{appliance="esa-tls",transport="tls"} 200.0' in metrics
         assert b'esatrack_ingest_lines_total{appliance="esa-udp",transport="udp"} 150.0' in metrics
-        assert f"esatrack_ingest_published_total {len(expected)}.0".encode() in metrics
+        assert (f'esatrack_ingest_lines_total{{appliance="esa-octet",transport="tcp"}} '
+                f"{len(octet)}.0").encode() in metrics
+        assert f"esatrack_ingest_published_total {total}.0".encode() in metrics
+        assert b"esatrack_ingest_producer_queue 0.0" in metrics
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz") as reply:
             health = orjson.loads(reply.read())
         assert health["kafka"] == "up"
-        assert health["published"] == len(expected)
+        assert health["published"] == health["lines_in"] == total
     finally:
         output = rx.stop() if rx.proc.poll() is None else ""
         rx.kill()
-    assert f"{len(expected)} lines in, {len(expected)} published" in output
+    assert f"{total} lines in, {total} published" in output
+
+
+def test_packed_values_are_bounded_and_kept_per_appliance(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """With a 1000-byte bound, lines of two appliances interleaved on one connection (LF and
+    octet-counted framing) arrive in values keyed per appliance, each appliance's lines in
+    order; no value exceeds the bound except a single line longer than it."""
+    topic = new_topic(partitions=3)
+    rx = ReceiverProcess(
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1",
+         "ESATRACK_PRODUCER_PACK_BYTES": "1000"},
+        ["--topic", topic, "--udp-port", "0", "--tcp-port", str(free_port()),
+         "--spool-dir", str(tmp_path / "spool"), "--metrics-port", "0"])
+    try:
+        sent: dict[bytes, list[bytes]] = {}
+        long_line = b"<22>Nov 19 09:16:38 esa-lf-a mail_logs: Info: long " + b"y" * 1500
+        for framing in ("lf", "octet"):
+            a = _lines(framing, f"esa-{framing}-a", 400)
+            b = _lines(framing, f"esa-{framing}-b", 400)
+            mixed = [line for pair in zip(a, b, strict=True) for line in pair]
+            if framing == "lf":
+                mixed.insert(301, long_line)
+                a.insert(151, long_line)
+            sent[f"esa-{framing}-a".encode()] = a
+            sent[f"esa-{framing}-b".encode()] = b
+            payload = (b"".join(line + b"\n" for line in mixed) if framing == "lf" else
+                       b"".join(b"%d %s" % (len(line), line) for line in mixed))
+            with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
+                sock.sendall(payload)  # in one go: reads hold lines of both appliances
+        total = sum(map(len, sent.values()))
+        records = read_topic(kafka_bootstrap, topic, total, lines=True)
+        assert lines_by_key(records) == sent
+        for record in records:
+            assert len(record.value) <= 1000 or record.value == long_line
+        assert max(len(record.lines) for record in records) > 1
+        assert len(records) < total / 5
+    finally:
+        output = rx.stop()
+        rx.kill()
+    assert f"{total} lines in, {total} published" in output
 
 
 def test_overlong_lines_are_dropped_and_counted(
@@ -123,8 +199,8 @@ def test_overlong_lines_are_dropped_and_counted(
                 b"<22>Nov 19 09:16:38 esa1 mail_logs: Info: after"]
         with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
             sock.sendall(good[0] + b"\n" + b"<22>" + b"x" * 5000 + b"\n" + good[1] + b"\n")
-        records = read_topic(kafka_bootstrap, topic, 2)
-        assert [r.value for r in records] == good
+        records = read_topic(kafka_bootstrap, topic, 2, lines=True)
+        assert lines_by_key(records) == {b"esa1": good}
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
         assert b'esatrack_ingest_dropped_total{reason="overlong"} 1.0' in metrics
     finally:

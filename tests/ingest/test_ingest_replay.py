@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.ingest_helpers import free_port, read_topic
+from tests.ingest.ingest_helpers import free_port, lines_by_key, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,14 @@ def _mail_log(n: int) -> list[bytes]:
     return head + body
 
 
+@pytest.mark.parametrize("pack", ["65536", "0"])
 def test_replay_files_plain_and_gzip_with_host(
-    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path, pack: str
 ) -> None:
     """Two appliance files (one gzip) replayed with --host: counts match the files, each line
-    arrives unchanged and keyed by the host given, empty lines skipped and counted."""
+    arrives unchanged, in the files' order and keyed by the host given, empty lines skipped and
+    counted. Packed (the default), values of several lines of one file; with
+    ESATRACK_PRODUCER_PACK_BYTES 0, one record per line."""
     topic = new_topic(partitions=3)
     first, second = _mail_log(3000), _mail_log(1500)[3:]
     plain = tmp_path / "mail_logs.@20141119T091638.s"
@@ -44,18 +47,26 @@ def test_replay_files_plain_and_gzip_with_host(
     zipped.write_bytes(gzip.compress(b"\r\n".join(second) + b"\r\n"))
 
     result = _replay(str(plain), str(zipped), "--host", "esa-file", "--topic", topic,
-                     env={"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap})
+                     env={"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                          "ESATRACK_PRODUCER_PACK_BYTES": pack})
     assert result.returncode == 0, result.stderr
     read = len(first) + 1 + len(second)
     total = len(first) + len(second)
     assert f"{read} lines read, 1 empty skipped, {total} acknowledged by Kafka" in result.stderr
 
-    records = read_topic(kafka_bootstrap, topic, total)
-    assert Counter(r.value for r in records) == Counter(first + second)
-    assert {r.key for r in records} == {b"esa-file"}
+    records = read_topic(kafka_bootstrap, topic, total, lines=True)
+    assert lines_by_key(records) == {b"esa-file": first + second}
     assert {r.headers["transport"] for r in records} == {b"file"}
-    assert {r.headers["peer"] for r in records} == {b"file:" + plain.name.encode(),
-                                                    b"file:" + zipped.name.encode()}
+    by_file: dict[bytes, list[bytes]] = {}
+    for record in records:
+        by_file.setdefault(record.headers["peer"], []).extend(record.lines)
+    assert by_file == {b"file:" + plain.name.encode(): first,
+                       b"file:" + zipped.name.encode(): second}
+    if pack == "0":
+        assert [r.value for r in records] == first + second
+    else:
+        assert len(records) < total / 50
+        assert all(len(r.value) <= 65536 for r in records)
 
 
 def test_replay_syslog_capture_keys_by_host_field(
@@ -74,8 +85,8 @@ def test_replay_syslog_capture_keys_by_host_field(
                           "ESATRACK_DEFAULT_HOST": "esa-default"})
     assert result.returncode == 0, result.stderr
     assert "5 lines named no appliance" in result.stderr
-    records = read_topic(kafka_bootstrap, topic, len(lines))
-    assert Counter((r.key, r.value) for r in records) == Counter(
+    records = read_topic(kafka_bootstrap, topic, len(lines), lines=True)
+    assert Counter((r.key, line) for r in records for line in r.lines) == Counter(
         [(b"esa1", line) for line in lines[:50]] + [(b"esa2", line) for line in lines[50:100]]
         + [(b"esa-default", line) for line in lines[100:]])
 
@@ -105,3 +116,34 @@ def test_replay_of_a_truncated_gzip_exits_non_zero(
     assert result.returncode == 1, result.stderr
     assert f"error reading {path}" in result.stderr
     assert "1 unreadable files" in result.stderr
+
+
+def test_packed_replay_of_interleaved_appliances_reassembles_the_file(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    """A capture of three appliances interleaved, replayed with a 2000-byte bound and a rate
+    limit: each appliance's lines, reassembled from the values, are the file's lines of that
+    appliance in the file's order; no value exceeds the bound (but the one line longer than it,
+    which travels alone, as does a line ending with CR); the count is in lines."""
+    topic = new_topic(partitions=3)
+    hosts = [b"esa1", b"esa2", b"esa3"]
+    lines = [b"<22>Nov 19 09:16:%02d %s mail_logs: Info: MID %d ICID 7 subject '\xe9'"
+             % (i % 60, hosts[i % 3 if i % 7 else 0], i) for i in range(3000)]
+    long_line = b"<22>Nov 19 09:16:38 esa2 mail_logs: Info: long " + b"z" * 2500
+    ends_cr = b"<22>Nov 19 09:16:38 esa3 mail_logs: Info: ends with CR\r"
+    lines[1000:1000] = [long_line, ends_cr]
+    capture = tmp_path / "capture.log"
+    # CRLF is a line end: a line that keeps its CR ends with CR CR LF in the file.
+    capture.write_bytes(b"".join(line + (b"\r\n" if line == ends_cr else b"\n")
+                                 for line in lines))
+    result = _replay(str(capture), "--topic", topic, "--rate", "20000",
+                     env={"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                          "ESATRACK_PRODUCER_PACK_BYTES": "2000"})
+    assert result.returncode == 0, result.stderr
+    assert f"{len(lines)} lines read, 0 empty skipped, {len(lines)} acknowledged" in result.stderr
+    records = read_topic(kafka_bootstrap, topic, len(lines), lines=True)
+    assert lines_by_key(records) == {
+        host: [line for line in lines if line.split(b" ")[3] == host] for host in hosts}
+    assert all(len(r.value) <= 2000 for r in records if r.value != long_line)
+    assert [r.value for r in records if ends_cr in r.value] == [ends_cr]
+    assert len(records) < len(lines) / 10

@@ -26,13 +26,44 @@ def _drain_all(spool: Spool) -> list[SpoolRecord]:
     return out
 
 
-@given(st.binary(max_size=200), st.binary(max_size=100), st.integers(min_value=0, max_value=2**62),
-       st.binary(max_size=60), st.binary(max_size=10))
-def test_encode_decode_roundtrip(value: bytes, key: bytes, received: int, peer: bytes,
-                                 transport: bytes) -> None:
-    """Any record comes back from its encoding unchanged."""
-    record = SpoolRecord(value, key, received, peer, transport)
+@given(st.builds(SpoolRecord, st.binary(max_size=200), st.binary(max_size=100),
+                 st.integers(min_value=0, max_value=2**62), st.binary(max_size=60),
+                 st.binary(max_size=10), st.integers(min_value=1, max_value=2**32 - 1)))
+def test_encode_decode_roundtrip(record: SpoolRecord) -> None:
+    """Any record, with its line count, comes back from its encoding unchanged."""
     assert decode(encode(record)[8:]) == record
+
+
+def _packed(i: int, lines: int) -> SpoolRecord:
+    value = b"\n".join(b"<22>line %d.%d" % (i, n) for n in range(lines))
+    return SpoolRecord(value, b"esa1", 1_700_000_000_000 + i, b"192.0.2.1:514", b"tcp", lines)
+
+
+def test_packed_records_keep_their_values_and_line_counts(tmp_path: Path) -> None:
+    """Packed values go through the spool unchanged, with their line counts, across a restart."""
+    spool = Spool(tmp_path, max_bytes=10_000_000, segment_bytes=2000)
+    records = [_packed(i, 1 + i % 40) for i in range(60)]
+    for record in records:
+        assert spool.append(record)
+    spool.close()
+    assert _drain_all(Spool(tmp_path, max_bytes=10_000_000)) == records
+
+
+def test_read_stops_at_a_line_budget(tmp_path: Path) -> None:
+    """``max_lines`` stops a read once the records hold that many lines (always at least one
+    record, so a record bigger than the budget still comes out)."""
+    spool = Spool(tmp_path, max_bytes=1_000_000)
+    records = [_packed(i, n) for i, n in enumerate([50, 30, 1, 1, 200, 5])]
+    for record in records:
+        spool.append(record)
+    segment = spool.take()
+    assert segment is not None
+    assert segment.read(100, max_lines=60) == records[:2]
+    assert segment.read(100, max_lines=2) == records[2:4]
+    assert segment.read(100, max_lines=10) == records[4:5]
+    assert segment.read(1, max_lines=1000) == records[5:]
+    assert segment.read(100, max_lines=1000) == []
+    assert segment.exhausted
 
 
 def test_fifo_across_segments(tmp_path: Path) -> None:
@@ -85,8 +116,10 @@ def test_unreleased_segment_is_read_again(tmp_path: Path) -> None:
     assert _drain_all(Spool(tmp_path, max_bytes=1_000_000)) == records
 
 
-def test_torn_tail_is_counted_not_fatal(tmp_path: Path) -> None:
-    """A half-written last record is skipped and counted; the records before it survive."""
+@pytest.mark.parametrize(("torn", "lines"), [(_rec(99), 1), (_packed(99, 37), 37)])
+def test_torn_tail_is_counted_not_fatal(tmp_path: Path, torn: SpoolRecord, lines: int) -> None:
+    """A half-written last record is skipped and counted, in records and in the lines its
+    header claims; the records before it survive."""
     spool = Spool(tmp_path, max_bytes=1_000_000)
     records = [_rec(i) for i in range(5)]
     for record in records:
@@ -94,15 +127,18 @@ def test_torn_tail_is_counted_not_fatal(tmp_path: Path) -> None:
     spool.close()
     (path,) = tmp_path.glob("*.spool")
     with path.open("ab") as handle:
-        handle.write(encode(_rec(99))[:-3])
+        handle.write(encode(torn)[:-3])
     again = Spool(tmp_path, max_bytes=1_000_000)
     assert _drain_all(again) == records
     assert again.corrupt_records == 1
+    assert again.corrupt_lines == lines
 
 
-@pytest.mark.parametrize("damage_at", [0, 8, 20])
+@pytest.mark.parametrize("damage_at", [0, 8, 16, 20])
 def test_corrupt_bytes_stop_the_segment(tmp_path: Path, damage_at: int) -> None:
-    """A flipped byte fails the CRC: reading stops there, counted, and nothing bogus comes out."""
+    """A flipped byte fails the CRC: reading stops there, counted, and nothing bogus comes out;
+    the lines counted lost stay within what a record of that size can hold (16: the flipped
+    byte is in the line count itself)."""
     spool = Spool(tmp_path, max_bytes=1_000_000)
     records = [_rec(i) for i in range(3)]
     for record in records:
@@ -116,6 +152,10 @@ def test_corrupt_bytes_stop_the_segment(tmp_path: Path, damage_at: int) -> None:
     again = Spool(tmp_path, max_bytes=1_000_000)
     assert _drain_all(again) == records[:1]
     assert again.corrupt_records == 1
+    if damage_at == 16:
+        assert 1 < again.corrupt_lines <= len(records[1].value)
+    else:
+        assert again.corrupt_lines == 1
 
 
 def test_give_back_rereads(tmp_path: Path) -> None:
