@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_e2e.py [--messages 10000] [--latency-seconds 60]
         [--latency-rate LINES_PER_S] [--graces 10,0] [--skip-throughput | --skip-latency]
+        [--pack-bytes N] [--no-archive] [--mypyc]
 
 Uses the running local stack (Kafka 127.0.0.1:9092, OpenSearch 127.0.0.1:9200; if it does not
 answer, waits a minute, looks again, and only then runs ``esatrack stack up``; it never stops
@@ -24,7 +25,9 @@ Ctrl-C or a failure.
    production; the archive's completion is reported apart.
 2. **Latency**: lines are produced in real time (each at its own log time, shifted by whole
    days) at ``--latency-rate`` (default: half the sustained rate of part 1) by an in-process
-   producer built like replay's. A poller searches every ``--poll`` seconds for complete
+   producer built like replay's, which ships what is due at each moment as the receiver ships
+   one read: the lines of each appliance packed into LF-separated values (``--pack-bytes 0``:
+   one line per record). A poller searches every ``--poll`` seconds for complete
    message records (``complete: true``) of the messages whose ``Message finished`` line was
    produced and not yet found (by appliance and MID). A message's latency is from the produce
    call of its finish line (when a receiver would have stamped it received) to the return of the
@@ -33,7 +36,9 @@ Ctrl-C or a failure.
    the time a record waits for late lines) and with grace 0, which shows what the pipeline
    itself adds.
 
-The figures go to stdout; progress to stderr.
+Values are packed (``ESATRACK_PRODUCER_PACK_BYTES``, or ``--pack-bytes``) in both parts, as the
+shippers ship them; ``--mypyc`` runs the worker on the core compiled as wheels ship it (the
+production build, bench/compiled.py). The figures go to stdout; progress to stderr.
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+WORKER_ROOT = [ROOT]
+"""Where the worker subprocess imports ``streams`` from: the checkout, or with ``--mypyc`` a
+copy whose core is compiled as wheels ship it (bench/compiled.py)."""
 
 import orjson  # noqa: E402 - after sys.path, like the other imports
 from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402 - after sys.path
@@ -156,12 +164,12 @@ class Service:
     and we stop it in order)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_path: Path,
-                 port: int | None = None) -> None:
+                 port: int | None = None, *, root: Path = ROOT) -> None:
         self.name = name
         self.port = port
         self.log_path = log_path
         self._log = log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.cli", *args], cwd=root,
                                      env={**os.environ, **env}, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self.last_cpu = 0.0
@@ -226,7 +234,7 @@ class Phase:
     """Fresh names for one run of the chain, its services, and the removal of what it made."""
 
     def __init__(self, settings: Settings, work: Path, grace: float, label: str,
-                 taken_days: set[str], *, archive: bool = True) -> None:
+                 taken_days: set[str], *, archive: bool = True, pack_bytes: int = 65536) -> None:
         self.tag = f"e2e-{uuid.uuid4().hex[:8]}"
         self.work = work / self.tag
         self.work.mkdir(parents=True)
@@ -241,7 +249,10 @@ class Phase:
         self.services: list[Service] = []
         self.worker_port, self.indexer_port = free_port(), free_port()
         self.archive = archive
+        self.pack_bytes = pack_bytes
+        """Lines per Kafka value as the shippers pack them (replay here; 0: one line each)."""
         self.env = {
+            "ESATRACK_PRODUCER_PACK_BYTES": str(pack_bytes),
             "ESATRACK_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "ESATRACK_OPENSEARCH_URL": settings.opensearch_url,
             "ESATRACK_TOPIC_RAW": f"{self.tag}.raw",
@@ -283,7 +294,7 @@ class Phase:
         ensure_topics(self.settings)
         worker = Service("worker", ["worker", "--state-dir", str(self.work / "state")],
                          {**self.env, "ESATRACK_METRICS_PORT": str(self.worker_port)},
-                         self.work / "worker.log", self.worker_port)
+                         self.work / "worker.log", self.worker_port, root=WORKER_ROOT[0])
         self.services.append(worker)
         # --no-archive: the indexer reads an empty raw topic instead of the worker's
         unarchived = {} if self.archive else {"ESATRACK_TOPIC_RAW": f"{self.tag}.not-archived"}
@@ -362,8 +373,8 @@ class Phase:
 
 @contextlib.contextmanager
 def phase(settings: Settings, work: Path, grace: float, label: str,
-          taken: set[str], *, archive: bool = True) -> Iterator[Phase]:
-    ph = Phase(settings, work, grace, label, taken, archive=archive)
+          taken: set[str], *, archive: bool = True, pack_bytes: int = 65536) -> Iterator[Phase]:
+    ph = Phase(settings, work, grace, label, taken, archive=archive, pack_bytes=pack_bytes)
     try:
         yield ph
     finally:
@@ -488,7 +499,8 @@ def throughput(ph: Phase, n_messages: int, mix_rate: float, timeout: float) -> d
         if done_at is None and s.searchable >= expected:
             done_at = s.at
             log(f"throughput: all {expected:,} records searchable")
-        if archived_at is None and (s.indexed_raw >= len(lines) or not ph.archive):
+        replayed = replay.proc.poll() is not None
+        if archived_at is None and (not ph.archive or (replayed and s.indexed_raw >= s.produced)):
             archived_at = s.at
         if s.at - last_print >= 3 or done_at == s.at:
             last_print = s.at
@@ -588,6 +600,25 @@ def first_complete(ph: Phase, produced: dict[tuple[str, int], float]) -> dict[
     return seen
 
 
+def pack_values(lines: list[bytes], bound: int) -> list[bytes]:
+    """Lines of one appliance joined with LF into values of at most ``bound`` bytes (one line
+    per value when ``bound`` is 0), as the receiver packs one read."""
+    if bound <= 0:
+        return lines
+    values: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+    for line in lines:
+        if run and size + 1 + len(line) > bound:
+            values.append(b"\n".join(run))
+            run, size = [], -1
+        run.append(line)
+        size += 1 + len(line)
+    if run:
+        values.append(b"\n".join(run))
+    return values
+
+
 def latency(ph: Phase, rate: float, seconds: float, interval: float) -> dict[str, Any]:
     worker, indexer = ph.start()
     shift = (time.time() - ph.day.timestamp()) // DAY * DAY  # whole days: log time on ph.day
@@ -606,25 +637,41 @@ def latency(ph: Phase, rate: float, seconds: float, interval: float) -> dict[str
     producer = Producer(producer_config(ph.settings))
     topic = ph.settings.topic_raw
     last_print = time.monotonic()
+    pack = ph.pack_bytes
     try:
-        for n, (at, _i, _s, host, body) in enumerate(timed):
-            while (ahead := at - time.time()) > 0:
+        n = next_print = 0
+        while n < len(timed):
+            while (ahead := timed[n][0] - time.time()) > 0:
                 producer.poll(0)
                 time.sleep(min(ahead, 0.005))
-            line = frame(host, at - shift, body)
+            # What a receiver gets in one read: every line due by now, packed per appliance
+            # (up to the pack bound) as `esatrack receive` ships them; one line per record
+            # with --pack-bytes 0.
+            now = time.time()
+            due: dict[str, list[bytes]] = {}
+            finished: list[tuple[str, int]] = []
+            while n < len(timed) and timed[n][0] <= now:
+                at, _i, _s, host, body = timed[n]
+                due.setdefault(host, []).append(frame(host, at - shift, body))
+                if body.startswith("Message finished MID "):
+                    finished.append((host, int(body.split()[3])))
+                n += 1
             now_ms = time.time_ns() // 1_000_000
-            while True:
-                try:
-                    producer.produce(topic, line, host.encode(),
-                                     headers=headers_for(now_ms, b"bench", b"file"))
-                    break
-                except BufferError:
-                    producer.poll(0.05)
-            if body.startswith("Message finished MID "):
-                with watch.lock:
-                    watch.produced[(host, int(body.split()[3]))] = time.time()
-            if n % 500 == 0:
-                producer.poll(0)
+            for host, lines in due.items():
+                for value in pack_values(lines, pack):
+                    while True:
+                        try:
+                            producer.produce(topic, value, host.encode(),
+                                             headers=headers_for(now_ms, b"bench", b"file"))
+                            break
+                        except BufferError:
+                            producer.poll(0.05)
+            producer.poll(0)
+            with watch.lock:
+                for key in finished:
+                    watch.produced[key] = time.time()
+            if n >= next_print:
+                next_print = n + 500
                 if time.monotonic() - last_print >= 5:
                     last_print = time.monotonic()
                     log(f"{ph.label}: {n:,}/{len(timed):,} lines produced, "
@@ -740,14 +787,28 @@ def main() -> int:
                              "archives every line; this shows what the archive costs)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--pack-bytes", type=int,
+                        help="bound of the LF-packed values replay and the latency producer "
+                             "ship (default: the setting; 0: one line per Kafka record)")
+    parser.add_argument("--mypyc", action="store_true",
+                        help="run the worker on the core compiled as wheels ship it")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if args.mypyc:
+            from bench.compiled import compiled_tree  # noqa: PLC0415 - only with --mypyc
 
+            WORKER_ROOT[0] = stack.enter_context(compiled_tree())
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     def on_term(signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_term)
     settings = load_settings()
     ensure_stack(settings)
+    pack = settings.producer_pack_bytes if args.pack_bytes is None else args.pack_bytes
     work = Path(tempfile.mkdtemp(prefix="esatrack-bench-e2e-"))
     taken: set[str] = set()
     load0 = loadavg()
@@ -758,7 +819,7 @@ def main() -> int:
     try:
         if not args.skip_throughput:
             with phase(settings, work, settings.grace_seconds, "throughput", taken,
-                       archive=not args.no_archive) as ph:
+                       archive=not args.no_archive, pack_bytes=pack) as ph:
                 t = throughput(ph, args.messages, args.mix_rate, args.timeout)
             load_mid = loadavg()
         rate = args.latency_rate
@@ -770,7 +831,7 @@ def main() -> int:
             for grace in (float(g) for g in args.graces.split(",") if g.strip()):
                 label = "default grace" if grace == settings.grace_seconds else f"grace {grace:g}"
                 with phase(settings, work, grace, f"latency, {label}", taken,
-                           archive=not args.no_archive) as ph:
+                           archive=not args.no_archive, pack_bytes=pack) as ph:
                     results.append((label, grace, latency(ph, rate, args.latency_seconds,
                                                           args.poll)))
     except KeyboardInterrupt:
@@ -779,7 +840,10 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, load average (1, 5, 15 min) {load0} at start, "
-          f"{loadavg()} at end")
+          f"{loadavg()} at end; worker core "
+          f"{'compiled (mypyc)' if WORKER_ROOT[0] != ROOT else 'interpreted (checkout)'}; "
+          + (f"lines packed into values of up to {pack:,} bytes" if pack
+             else "one line per Kafka record"))
     if t is not None:
         sustained = report_throughput(t, args.messages)
         print(f"  load average after the throughput run: {load_mid}")
