@@ -31,9 +31,16 @@ def link_hash(prev_hash: str, line: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + line).hexdigest()
 
 
-def raw_doc_id(partition: int, offset: int) -> str:
-    """The document id of a raw line: its Kafka position, so a redelivery maps to the same id."""
-    return f"{partition}-{offset}"
+def raw_doc_id(topic: str, partition: int, offset: int, line: bytes) -> str:
+    """The document id of a raw record: its Kafka position and a digest of its topic and bytes.
+
+    A redelivery (same topic, position and bytes) maps to the same id, so it is recognised and
+    not archived twice. The position alone is not enough: records of another raw topic, or of
+    the same topic deleted and created again, reuse positions within the same daily index, and
+    would be taken for archived ones and skipped.
+    """
+    digest = hashlib.blake2b(topic.encode() + b"\0" + line, digest_size=8).hexdigest()
+    return f"{partition}-{offset}-{digest}"
 
 
 def line_fields(line: bytes) -> dict[str, str]:
@@ -73,6 +80,8 @@ class RawLine:
     partition: int
     offset: int
     line: bytes
+    topic: str = ""
+    """The Kafka topic it was read from (part of its document id)."""
 
     @property
     def received_at(self) -> datetime:
@@ -92,7 +101,7 @@ class RawLine:
 
     @property
     def doc_id(self) -> str:
-        return raw_doc_id(self.partition, self.offset)
+        return raw_doc_id(self.topic, self.partition, self.offset, self.line)
 
 
 def index_for_day(day: date | str) -> str:
@@ -133,6 +142,7 @@ class ChainBuilder:
             "host": raw.host,
             "received_at": raw.received_at.isoformat(timespec="milliseconds").replace(
                 "+00:00", "Z"),
+            "topic": raw.topic,
             "partition": raw.partition,
             "offset": raw.offset,
             **line_fields(raw.line),

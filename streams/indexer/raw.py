@@ -23,7 +23,7 @@ def to_raw_line(record: KafkaRecord, default_host: str) -> RawLine | DeadLetter:
     received = record.timestamp_ms if record.timestamp_ms and record.timestamp_ms > 0 else int(
         time.time() * 1000)
     return RawLine(host=host, received_ms=received, partition=record.partition,
-                   offset=record.offset, line=record.value)
+                   offset=record.offset, line=record.value, topic=record.topic)
 
 
 @dataclass(frozen=True)

@@ -173,12 +173,37 @@ def test_plan_skips_archived_and_redelivered_lines() -> None:
         pairs.append((kafka(offset, line), line_or_dead))
     builder = ChainBuilder()
     builder.set_head(("esa1", "2024-03-17"), ChainHead(1, "h1"))
-    plan = plan_raw(pairs, builder, {("esa-raw-2024.03.17", "0-0")})
+    archived = {("esa-raw-2024.03.17", pairs[0][1].doc_id)}
+    plan = plan_raw(pairs, builder, archived)
     docs = [orjson.loads(a.source) for a in plan.actions]
-    assert [(a.doc_id, a.op) for a in plan.actions] == [("0-1", "create"), ("0-2", "create")]
+    assert [(a.doc_id, a.op) for a in plan.actions] == [
+        (pairs[1][1].doc_id, "create"), (pairs[3][1].doc_id, "create")]
+    assert [(d["topic"], d["partition"], d["offset"]) for d in docs] == [
+        ("esa.raw", 0, 1), ("esa.raw", 0, 2)]
     assert [d["seq"] for d in docs] == [2, 3]
     assert docs[0]["prev_hash"] == "h1"
     assert [line.offset for line in plan.already] == [0, 1]
+
+
+def test_same_position_in_another_topic_or_with_other_bytes_is_not_taken_as_archived() -> None:
+    """The document id is the Kafka position plus a digest of topic and bytes: a redelivery
+    keeps its id, while a record of another raw topic (or of the topic created again) at the
+    same partition and offset gets its own, so it is archived instead of skipped."""
+    first = to_raw_line(kafka(0, LINES[0]), "esa")
+    again = to_raw_line(kafka(0, LINES[0]), "esa")
+    other_topic = to_raw_line(KafkaRecord("esa.raw.v2", 0, 0, b"esa1", LINES[0], DAY_MS), "esa")
+    other_bytes = to_raw_line(kafka(0, LINES[1]), "esa")
+    assert isinstance(first, RawLine) and isinstance(again, RawLine)
+    assert isinstance(other_topic, RawLine) and isinstance(other_bytes, RawLine)
+    assert first.doc_id == again.doc_id
+    assert first.doc_id.startswith("0-0-")
+    assert len({first.doc_id, other_topic.doc_id, other_bytes.doc_id}) == 3
+    builder = ChainBuilder()
+    builder.set_head(("esa1", "2024-03-17"), None)
+    plan = plan_raw([(kafka(0, LINES[1]), other_bytes)], builder,
+                    {(first.index, first.doc_id)})
+    assert [a.doc_id for a in plan.actions] == [other_bytes.doc_id]
+    assert plan.already == []
 
 
 def test_raw_record_without_key_uses_default_host() -> None:
