@@ -547,6 +547,10 @@ class Watch:
             return {k: v for k, v in self.produced.items() if k not in self.found}
 
 
+POLL_CHUNK = 4000
+"""Pending messages asked for per search (MIDs can repeat across appliances: 2 hits each)."""
+
+
 def poller(ph: Phase, watch: Watch, interval: float, stop: threading.Event) -> None:
     """Every ``interval`` s: search complete message records of the pending messages."""
     index = ",".join(n for n in ph.indices if n.startswith("esa-messages-"))
@@ -554,12 +558,16 @@ def poller(ph: Phase, watch: Watch, interval: float, stop: threading.Event) -> N
     while not stop.is_set():
         began = time.time()
         pending = watch.pending()
-        if pending:
-            mids = sorted({mid for _host, mid in pending})
+        # Oldest first, in chunks whose hits fit OpenSearch's result window (10,000): at high
+        # rates and the default grace, more messages than that wait for their records.
+        keys = sorted(pending, key=pending.__getitem__)
+        for start in range(0, len(keys), POLL_CHUNK):
+            mids = sorted({mid for _host, mid in keys[start:start + POLL_CHUNK]})
+            asked = time.time()
             try:
                 reply = client.search(
                     index=index, ignore_unavailable=True, allow_no_indices=True,
-                    body={"size": len(mids) * 2, "_source": ["host", "mid"],
+                    body={"size": min(len(mids) * 2, 10_000), "_source": ["host", "mid"],
                           "query": {"bool": {"filter": [{"term": {"complete": True}},
                                                         {"terms": {"mid": mids}}]}}})
             except Exception as exc:  # a failed poll is retried on the next round
@@ -567,7 +575,7 @@ def poller(ph: Phase, watch: Watch, interval: float, stop: threading.Event) -> N
                 reply = {"hits": {"hits": []}}
             answered = time.time()
             watch.polls += 1
-            watch.poll_seconds += answered - began
+            watch.poll_seconds += answered - asked
             with watch.lock:
                 for hit in reply["hits"]["hits"]:
                     key = (str(hit["_source"]["host"]), int(hit["_source"]["mid"]))
