@@ -25,16 +25,17 @@ Ctrl-C or a failure.
    production; the archive's completion is reported apart.
 2. **Latency**: lines are produced in real time (each at its own log time, shifted by whole
    days) at ``--latency-rate`` (default: half the sustained rate of part 1) by an in-process
-   producer built like replay's, which ships what is due at each moment as the receiver ships
-   one read: the lines of each appliance packed into LF-separated values (``--pack-bytes 0``:
-   one line per record). A poller searches every ``--poll`` seconds for complete
-   message records (``complete: true``) of the messages whose ``Message finished`` line was
-   produced and not yet found (by appliance and MID). A message's latency is from the produce
-   call of its finish line (when a receiver would have stamped it received) to the return of the
-   first search that found its record: an upper bound, at most one poll interval plus one search
-   late. Run once per ``--graces`` value: with the default grace (10 s of log time, by design
-   the time a record waits for late lines) and with grace 0, which shows what the pipeline
-   itself adds.
+   producer built like replay's, which ships lines as the receiver does: each appliance's lines
+   wait in a buffer until the oldest has waited ``--linger-ms`` (the receiver's packing linger)
+   or a value is full, then go as LF-separated values (``--pack-bytes 0``: one line per record).
+   A poller searches every ``--poll`` seconds for complete message records (``complete:
+   true``) of the messages whose ``Message finished`` line arrived and was not yet found (by
+   appliance and MID). A message's latency is from the arrival of its finish line (its
+   scheduled time, when a receiver would have read it; the linger is part of the latency) to
+   the return of the first search that found its record: an upper bound, at most one poll
+   interval plus one search late. Run once per ``--graces`` value: with the default grace (10 s
+   of log time, by design the time a record waits for late lines) and with grace 0, which shows
+   what the pipeline itself adds.
 
 Values are packed (``ESATRACK_PRODUCER_PACK_BYTES``, or ``--pack-bytes``) in both parts, as the
 shippers ship them; ``--mypyc`` runs the worker on the core compiled as wheels ship it (the
@@ -234,7 +235,8 @@ class Phase:
     """Fresh names for one run of the chain, its services, and the removal of what it made."""
 
     def __init__(self, settings: Settings, work: Path, grace: float, label: str,
-                 taken_days: set[str], *, archive: bool = True, pack_bytes: int = 65536) -> None:
+                 taken_days: set[str], *, archive: bool = True, pack_bytes: int = 65536,
+                 linger_ms: float = 10.0) -> None:
         self.tag = f"e2e-{uuid.uuid4().hex[:8]}"
         self.work = work / self.tag
         self.work.mkdir(parents=True)
@@ -250,6 +252,8 @@ class Phase:
         self.worker_port, self.indexer_port = free_port(), free_port()
         self.archive = archive
         self.pack_bytes = pack_bytes
+        self.linger_ms = linger_ms
+        """How long the latency producer lets an appliance's lines wait to be packed together."""
         """Lines per Kafka value as the shippers pack them (replay here; 0: one line each)."""
         self.env = {
             "ESATRACK_PRODUCER_PACK_BYTES": str(pack_bytes),
@@ -373,8 +377,10 @@ class Phase:
 
 @contextlib.contextmanager
 def phase(settings: Settings, work: Path, grace: float, label: str,
-          taken: set[str], *, archive: bool = True, pack_bytes: int = 65536) -> Iterator[Phase]:
-    ph = Phase(settings, work, grace, label, taken, archive=archive, pack_bytes=pack_bytes)
+          taken: set[str], *, archive: bool = True, pack_bytes: int = 65536,
+          linger_ms: float = 10.0) -> Iterator[Phase]:
+    ph = Phase(settings, work, grace, label, taken, archive=archive, pack_bytes=pack_bytes,
+               linger_ms=linger_ms)
     try:
         yield ph
     finally:
@@ -645,39 +651,51 @@ def latency(ph: Phase, rate: float, seconds: float, interval: float) -> dict[str
     producer = Producer(producer_config(ph.settings))
     topic = ph.settings.topic_raw
     last_print = time.monotonic()
-    pack = ph.pack_bytes
+    pack, linger = ph.pack_bytes, ph.linger_ms / 1000.0
+    buffers: dict[str, list[bytes]] = {}
+    oldest: dict[str, float] = {}
+    size: dict[str, int] = {}
+
+    def ship(host: str) -> None:
+        """Produce an appliance's buffered lines, packed as the receiver packs them."""
+        now_ms = time.time_ns() // 1_000_000
+        for value in pack_values(buffers.pop(host), pack):
+            while True:
+                try:
+                    producer.produce(topic, value, host.encode(),
+                                     headers=headers_for(now_ms, b"bench", b"file"))
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+        del oldest[host], size[host]
+
     try:
         n = next_print = 0
-        while n < len(timed):
-            while (ahead := timed[n][0] - time.time()) > 0:
+        while n < len(timed) or buffers:
+            wake = min([timed[n][0]] if n < len(timed) else [], default=float("inf"))
+            wake = min(wake, *(t + linger for t in oldest.values())) if oldest else wake
+            while (ahead := wake - time.time()) > 0:
                 producer.poll(0)
-                time.sleep(min(ahead, 0.005))
-            # What a receiver gets in one read: every line due by now, packed per appliance
-            # (up to the pack bound) as `esatrack receive` ships them; one line per record
-            # with --pack-bytes 0.
+                time.sleep(min(ahead, 0.002))
+            # Lines arrive at their own time and wait in their appliance's buffer as in the
+            # receiver: shipped when the oldest has waited the linger or the buffer holds a
+            # full value (linger 0: what arrived together goes at once; pack 0: line by line).
             now = time.time()
-            due: dict[str, list[bytes]] = {}
-            finished: list[tuple[str, int]] = []
             while n < len(timed) and timed[n][0] <= now:
                 at, _i, _s, host, body = timed[n]
-                due.setdefault(host, []).append(frame(host, at - shift, body))
+                line = frame(host, at - shift, body)
+                if host not in buffers:
+                    buffers[host], oldest[host], size[host] = [], at, 0
+                buffers[host].append(line)
+                size[host] += len(line) + 1
                 if body.startswith("Message finished MID "):
-                    finished.append((host, int(body.split()[3])))
+                    with watch.lock:  # latency runs from the line's arrival, linger included
+                        watch.produced[(host, int(body.split()[3]))] = at
                 n += 1
-            now_ms = time.time_ns() // 1_000_000
-            for host, lines in due.items():
-                for value in pack_values(lines, pack):
-                    while True:
-                        try:
-                            producer.produce(topic, value, host.encode(),
-                                             headers=headers_for(now_ms, b"bench", b"file"))
-                            break
-                        except BufferError:
-                            producer.poll(0.05)
+            for host in [h for h, t in oldest.items()
+                         if now - t >= linger or size[h] >= pack or not pack]:
+                ship(host)
             producer.poll(0)
-            with watch.lock:
-                for key in finished:
-                    watch.produced[key] = time.time()
             if n >= next_print:
                 next_print = n + 500
                 if time.monotonic() - last_print >= 5:
@@ -772,8 +790,8 @@ def report_latency(label: str, grace: float, lat: dict[str, Any], interval: floa
             print(f"  of which {part_label}: p50 {pct(part, 0.5):.2f} s, "
                   f"p95 {pct(part, 0.95):.2f} s, p99 {pct(part, 0.99):.2f} s "
                   f"({len(part):,} messages)")
-    print(f"  raw archive meanwhile: {lat['raw_indexed']:,.0f} of {lat['lines']:,} lines"
-          + ("" if lat["raw_indexed"] else " (off)"))
+    print(f"  raw archive meanwhile: {lat['raw_indexed']:,.0f} records (links) holding the "
+          f"{lat['lines']:,} lines" + ("" if lat["raw_indexed"] else " (off)"))
 
 
 def main() -> int:
@@ -798,6 +816,10 @@ def main() -> int:
     parser.add_argument("--pack-bytes", type=int,
                         help="bound of the LF-packed values replay and the latency producer "
                              "ship (default: the setting; 0: one line per Kafka record)")
+    parser.add_argument("--linger-ms", type=float, default=10.0,
+                        help="latency part: how long an appliance's lines wait to be packed "
+                             "together, as the receiver's packing linger (0: what arrives "
+                             "together goes at once)")
     parser.add_argument("--mypyc", action="store_true",
                         help="run the worker on the core compiled as wheels ship it")
     args = parser.parse_args()
@@ -839,7 +861,8 @@ def _run(args: argparse.Namespace) -> int:
             for grace in (float(g) for g in args.graces.split(",") if g.strip()):
                 label = "default grace" if grace == settings.grace_seconds else f"grace {grace:g}"
                 with phase(settings, work, grace, f"latency, {label}", taken,
-                           archive=not args.no_archive, pack_bytes=pack) as ph:
+                           archive=not args.no_archive, pack_bytes=pack,
+                           linger_ms=args.linger_ms) as ph:
                     results.append((label, grace, latency(ph, rate, args.latency_seconds,
                                                           args.poll)))
     except KeyboardInterrupt:
