@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     """Receiver and replay: lines of one appliance are packed, LF-separated, into Kafka values of
     at most this many bytes (a longer line goes alone; 0 = one line per value). The stream
     worker pays per Kafka record, so packed values are several times cheaper for it."""
+    producer_pack_linger_ms: float = Field(default=10.0, ge=0, le=1000)
+    """Receiver, with packing on: how long a line may wait in memory for more lines of the same
+    appliance and connection before their value is produced (0 = pack only what one read
+    delivered, produce at once). Bounds the records per appliance-connection to about
+    1000 / this per second; adds at most this much latency."""
 
     # --- Processes ----------------------------------------------------------------------
     state_dir: Path = Path("./state")

@@ -55,3 +55,18 @@ def test_pack_bytes_default_environment_and_bounds(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("ESATRACK_PRODUCER_PACK_BYTES", bad)
         with pytest.raises(ConfigError, match="ESATRACK_PRODUCER_PACK_BYTES"):
             load_settings()
+
+
+def test_pack_linger_default_environment_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ESATRACK_PRODUCER_PACK_LINGER_MS: 10 ms by default, 0 turns the linger off, fractions of a
+    millisecond are allowed, and negative values, more than a second, or non-numbers are
+    refused by name."""
+    monkeypatch.delenv("ESATRACK_PRODUCER_PACK_LINGER_MS", raising=False)
+    assert load_settings().producer_pack_linger_ms == 10
+    for text, value in (("0", 0.0), ("2.5", 2.5), ("1000", 1000.0)):
+        monkeypatch.setenv("ESATRACK_PRODUCER_PACK_LINGER_MS", text)
+        assert load_settings().producer_pack_linger_ms == value
+    for bad in ("-1", "1000.5", "10ms"):
+        monkeypatch.setenv("ESATRACK_PRODUCER_PACK_LINGER_MS", bad)
+        with pytest.raises(ConfigError, match="ESATRACK_PRODUCER_PACK_LINGER_MS"):
+            load_settings()

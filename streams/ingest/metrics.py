@@ -113,7 +113,8 @@ class IngestCollector(Collector):
         yield CounterMetricFamily("esatrack_ingest_empty_frames", "Empty frames skipped",
                                   value=c.empty_frames)
         yield GaugeMetricFamily("esatrack_ingest_producer_queue",
-                                "Lines held by the producers, not yet acknowledged or failed",
+                                "Lines held in memory: lingering before packing, or held by the "
+                                "producers, not yet acknowledged or failed",
                                 value=self._depth())
         yield GaugeMetricFamily("esatrack_ingest_spool_bytes", "Bytes waiting in the spool",
                                 value=self._spool_bytes())

@@ -8,7 +8,7 @@ A record's value is one raw line, or several lines of one appliance joined with 
 (:mod:`streams.ingest.pack`); everything here counts lines, not records. Every record carries
 three headers beside its value:
 
-- ``received_ms``: when its lines were read (milliseconds since the epoch, ASCII decimal);
+- ``received_ms``: when its (first) line was read (milliseconds since the epoch, ASCII decimal);
 - ``peer``: who sent them (``ip:port``; ``file:<name>`` for replay);
 - ``transport``: ``udp``, ``tcp``, ``tls`` or ``file``.
 """

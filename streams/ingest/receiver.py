@@ -1,23 +1,39 @@
 """The syslog receiver: UDP, TCP and TLS listeners publishing lines to the raw topic.
 
 One asyncio loop does everything; the hot path is ``data_received`` -> framing -> header read ->
-packing -> ``Producer.produce`` with no awaits. The lines of one read are packed per appliance
-into LF-separated values of at most ``producer_pack_bytes`` (:mod:`streams.ingest.pack`; nothing
-waits for more lines: no added latency), so Kafka and the workers see a few records per read
-instead of one per line. Every count (in, published, failed, spooled, dropped, queued) is in
-lines, whatever the records hold. Flow control and loss:
+packing -> ``Producer.produce`` with no awaits. Lines are packed per appliance into LF-separated
+values of at most ``producer_pack_bytes`` (:mod:`streams.ingest.pack`), so Kafka and the workers
+see few records instead of one per line. Every count (in, published, failed, spooled, dropped,
+queued) is in lines, whatever the records hold.
 
-- The producer holds at most ``receiver_max_queued`` lines. Above half of that, TCP/TLS
-  connections stop being read (the senders' TCP windows close: bounded memory, no loss); below a
-  quarter they are read again.
+The packing linger (``producer_pack_linger_ms``, with packing on): lines arriving at a steady
+pace come 1-2 per read (one per UDP datagram), so packing one read at a time would still make
+about one record per line. Instead each read's lines are appended to a buffer per (appliance,
+peer, transport) -- one buffer per appliance *connection*, so a value's ``peer`` and
+``transport`` headers stay exact and each connection's lines keep their order. A buffer is
+produced as packed values when the next read would take it past ``producer_pack_bytes`` (the
+buffer first, then the read's full values at once; the rest starts the buffer again) or when
+its oldest line has waited the linger: one asyncio timer per non-empty buffer, armed when the
+buffer starts (per buffer, never per line). A value's ``received_ms`` is the receive time of
+its first line. Buffered lines count in the queue depth like queued ones. Linger 0 (or packing
+off): each read is packed (or not) and produced at once.
+
+Flow control and loss:
+
+- The producer and the linger buffers together hold at most ``receiver_max_queued`` lines. Above
+  half of that, TCP/TLS connections stop being read (the senders' TCP windows close: bounded
+  memory, no loss); below a quarter they are read again.
 - UDP cannot be paused: while the producer is behind, the broker is down, or the spool is not yet
-  empty, datagrams go to the on-disk spool (FIFO), which a timer drains when Kafka keeps up.
+  empty, datagrams go to the on-disk spool (FIFO), which a timer drains when Kafka keeps up; the
+  lines of that peer still lingering in memory go there first, and a UDP buffer whose linger
+  ends at such a time goes there too.
 - A record Kafka does not take (timed out, refused for a retriable reason) comes back through
   the delivery report and is spooled whole, counted in its lines. Lines dropped on purpose
   (over-long, spool full) are counted.
-- On stop (SIGTERM): listeners close, the partial last line of every connection is taken, the
-  producer is flushed for ``receiver_shutdown_timeout`` seconds, and whatever is still queued is
-  purged into the spool, which is fsynced. The next start drains it first.
+- On stop (SIGTERM): listeners close, the partial last line of every connection is taken, every
+  linger buffer is handed to the producer, the producer is flushed for
+  ``receiver_shutdown_timeout`` seconds, and whatever is still queued is purged into the spool,
+  which is fsynced. The next start drains it first.
 
 The Kafka key is the appliance named in the syslog header (:func:`streams.ingest.header.appliance`);
 when the header names none, the key is the **peer's IP address** (not ``default_host``): two
@@ -27,6 +43,7 @@ appliances sending host-less syslog must not share a key, since they reuse the s
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import logging
@@ -42,7 +59,7 @@ from confluent_kafka import KafkaError, Message
 from streams.ingest.framing import FrameDecoder, strip_trailer
 from streams.ingest.header import appliance_fast, appliance_slow
 from streams.ingest.metrics import IngestCounters
-from streams.ingest.pack import group_by_key, pack_lines
+from streams.ingest.pack import Packed, group_by_key, pack_lines
 from streams.ingest.producer import BrokerState, Headers, RawProducer, headers_for
 from streams.ingest.spool import Segment, Spool, SpoolRecord
 from streams.settings import Settings
@@ -75,6 +92,26 @@ class _Drain:
     """Records of the segment handed to the drainer."""
     resolved: int = 0
     """Of those, records whose delivery was reported (either way)."""
+
+
+class _Buffer:
+    """Lines of one appliance from one peer and transport waiting for more (the linger)."""
+
+    __slots__ = ("deadline", "handle", "key", "lines", "marks", "peer", "size", "transport")
+
+    def __init__(self, key: bytes, peer: bytes, transport: bytes, *, lines: list[bytes],
+                 size: int, received_ms: int, deadline: float) -> None:
+        self.key = key
+        self.peer = peer
+        self.transport = transport
+        self.lines = lines
+        self.size = size
+        """Bytes of the lines plus one per line: the length of the packed value + 1."""
+        self.marks = [(0, received_ms)]
+        """(index of a read's first line, its receive time) for each read with a new time."""
+        self.deadline = deadline
+        """Loop time at which the oldest line has waited the linger."""
+        self.handle: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -120,6 +157,12 @@ class Receiver:
         self.ssl_context = ssl_context
         self.max_line = settings.max_line_bytes
         self.pack = settings.producer_pack_bytes
+        self.linger = settings.producer_pack_linger_ms / 1000 if self.pack else 0.0
+        """Seconds a line may wait for more lines of its appliance connection (0: none)."""
+        self._buffers: dict[tuple[bytes, bytes, bytes], _Buffer] = {}
+        self.buffered = 0
+        """Lines waiting in the linger buffers."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.counters = IngestCounters()
         self.spool = Spool(spool_dir or settings.receiver_spool_dir,
                            settings.receiver_spool_max_bytes)
@@ -147,7 +190,7 @@ class Receiver:
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Bind the listeners and start the timer (poll, resume, drain, fsync)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         host = self.settings.receiver_bind
         if self.requested.udp:
             sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
@@ -186,6 +229,8 @@ class Receiver:
             self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
+        self.flush_buffers()
+        self.linger = 0.0  # a line read from now on (none should be) is produced at once
         deadline = time.monotonic() + self.settings.receiver_shutdown_timeout
         left = 0
         for producer in (self.producer, self.drainer):
@@ -221,53 +266,190 @@ class Receiver:
         """Publish (or spool) non-empty lines of at most ``max_line_bytes`` read from one peer.
 
         The hot path: one list comprehension for the keys, the lines grouped by key (no per-line
-        work when they name one appliance) and packed into values, then one tight loop of C calls
-        to ``produce``; a full producer queue (BufferError) spools the record instead. Without
-        packing (``producer_pack_bytes`` 0) each line is its own record, as it always was.
+        work when they name one appliance), then either appended to the appliance connection's
+        linger buffer (a dict lookup and a list extend per appliance) or packed into values and
+        handed to ``produce`` in one tight loop of C calls; a full producer queue (BufferError)
+        spools the record instead. Without packing (``producer_pack_bytes`` 0) each line is its
+        own record, at once, as it always was.
         """
         received_ms = time.time_ns() // 1_000_000
-        headers = headers_for(received_ms, peer, transport)
         fast, slow = appliance_fast, appliance_slow
         keys = [m.group(1) if (m := fast(line)) else (slow(line) or fallback) for line in lines]
         groups = group_by_key(lines, keys)
-        if self.pack:
-            spooled = self._publish_packed(groups, headers, received_ms=received_ms, peer=peer,
-                                           transport=transport, to_spool=to_spool)
+        sizes = {key: [len(group), sum(map(len, group))] for key, group in groups.items()}
+        if self.linger and not to_spool:
+            spooled = self._linger(groups, sizes, received_ms, peer, transport)
+        elif self.pack:
+            # Spooling: what this peer's appliances still have lingering goes first.
+            spooled = self._spool_buffers(groups, peer, transport) if self._buffers else 0
+            for key, group in groups.items():
+                spooled += self._produce_values(key, pack_lines(group, self.pack),
+                                                received_ms=received_ms, peer=peer,
+                                                transport=transport, to_spool=to_spool)
         else:
+            headers = headers_for(received_ms, peer, transport)
             spooled = self._publish_lines(lines, keys, headers, received_ms=received_ms,
                                           peer=peer, transport=transport, to_spool=to_spool)
         if spooled:
             self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
-        self.counters.add_in(transport.decode(), {
-            key: [len(group), sum(map(len, group))] for key, group in groups.items()})
+        self.counters.add_in(transport.decode(), sizes)
 
-    def _publish_packed(self, groups: dict[bytes, list[bytes]], headers: Headers, *,
-                        received_ms: int, peer: bytes, transport: bytes, to_spool: bool) -> int:
-        """Produce (or spool) each appliance's lines as packed values; returns lines spooled."""
-        limit = self.pack
+    def _produce_values(self, key: bytes, packed: Packed, *, received_ms: int, peer: bytes,
+                        transport: bytes, to_spool: bool) -> int:
+        """Produce (or spool) packed values of one appliance's lines from one peer, the first
+        read at ``received_ms``; returns lines spooled."""
         spooled = 0
         if to_spool:
-            for key, group in groups.items():
-                for value, count in pack_lines(group, limit):
-                    spooled += self._spool_record(
-                        SpoolRecord(value, key, received_ms, peer, transport, count))
+            for value, count in packed:
+                spooled += self._spool_record(
+                    SpoolRecord(value, key, received_ms, peer, transport, count))
             return spooled
+        headers = headers_for(received_ms, peer, transport)
         produce, topic, reporter = self.producer.raw_produce, self.topic, self.producer.reporter
         produced = 0
-        for key, group in groups.items():
-            for value, count in pack_lines(group, limit):
-                try:
-                    if count == 1:
-                        produce(topic, value, key, headers=headers)
-                    else:
-                        produce(topic, value, key, headers=headers, on_delivery=reporter(count))
-                except BufferError:  # the producer's queue is full: this record goes to disk
-                    spooled += self._spool_record(
-                        SpoolRecord(value, key, received_ms, peer, transport, count))
+        for value, count in packed:
+            try:
+                if count == 1:
+                    produce(topic, value, key, headers=headers)
                 else:
-                    produced += count
+                    produce(topic, value, key, headers=headers, on_delivery=reporter(count))
+            except BufferError:  # the producer's queue is full: this record goes to disk
+                spooled += self._spool_record(
+                    SpoolRecord(value, key, received_ms, peer, transport, count))
+            else:
+                produced += count
         self.producer.produced += produced
         return spooled
+
+    # --- the packing linger --------------------------------------------------------------
+    def _linger(self, groups: dict[bytes, list[bytes]], sizes: dict[bytes, list[int]],
+                received_ms: int, peer: bytes, transport: bytes) -> int:
+        """Append each appliance's lines of one read to its buffer; produce a buffer the read
+        would take past ``producer_pack_bytes``. Returns lines spooled (producer queue full)."""
+        buffers = self._buffers
+        room = self.pack + 1  # a buffer's size counts one byte per line: its value's length + 1
+        spooled = 0
+        for key, group in groups.items():
+            count, nbytes = sizes[key]
+            size = nbytes + count
+            buf = buffers.get((key, peer, transport))
+            if buf is not None:
+                if buf.size + size <= room:  # the common case: it still fits
+                    if buf.marks[-1][1] != received_ms:
+                        buf.marks.append((len(buf.lines), received_ms))
+                    buf.lines += group
+                    buf.size += size
+                    self.buffered += count
+                    continue
+                spooled += self._flush(buf, False)  # full: the older lines go first, as a value
+            spooled += self._restart(buf, key, group, size=size, received_ms=received_ms,
+                                     peer=peer, transport=transport)
+        return spooled
+
+    def _restart(self, buf: _Buffer | None, key: bytes, group: list[bytes], *, size: int,
+                 received_ms: int, peer: bytes, transport: bytes) -> int:
+        """Start the (empty or new) buffer of (key, peer, transport) with the lines of one read,
+        producing at once the full values among them. Returns lines spooled."""
+        spooled = 0
+        if size > self.pack + 1:  # more than one value: the full ones go now
+            packed = pack_lines(group, self.pack)
+            value, count = packed[-1]
+            keep = group[-count:] if len(value) < self.pack else []
+            if keep:
+                packed.pop()
+            spooled = self._produce_values(key, packed, received_ms=received_ms, peer=peer,
+                                           transport=transport, to_spool=False)
+            if not keep:
+                if buf is not None:
+                    self._forget(buf)
+                return spooled
+            group, size = keep, sum(map(len, keep)) + len(keep)
+        else:
+            group = list(group)  # ours to extend
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger
+        if buf is None:
+            buf = _Buffer(key, peer, transport, lines=group, size=size, received_ms=received_ms,
+                          deadline=deadline)
+            buf.handle = loop.call_at(deadline, self._expire, buf)
+            self._buffers[(key, peer, transport)] = buf
+        else:  # emptied just now: its timer, due earlier, sets itself again when it fires
+            buf.lines, buf.size, buf.marks, buf.deadline = group, size, [(0, received_ms)], deadline
+        self.buffered += len(group)
+        return spooled
+
+    def _forget(self, buf: _Buffer) -> None:
+        """Drop an (emptied) buffer and its timer."""
+        if buf.handle is not None:
+            buf.handle.cancel()
+            buf.handle = None
+        if self._buffers.get((buf.key, buf.peer, buf.transport)) is buf:
+            del self._buffers[(buf.key, buf.peer, buf.transport)]
+
+    def _flush(self, buf: _Buffer, to_spool: bool) -> int:
+        """Produce (or spool) a buffer's lines as packed values and empty it; returns lines
+        spooled. Each value's ``received_ms`` is the receive time of its first line."""
+        lines, marks = buf.lines, buf.marks
+        buf.lines, buf.size, buf.marks = [], 0, []
+        self.buffered -= len(lines)
+        packed = pack_lines(lines, self.pack)
+        key, peer, transport = buf.key, buf.peer, buf.transport
+        if len(packed) == 1 or len(marks) == 1:
+            received_ms = marks[0][1]
+            return self._produce_values(key, packed, received_ms=received_ms, peer=peer,
+                                        transport=transport, to_spool=to_spool)
+        # Several values (lines that travel alone) of lines read at several times.
+        starts = [start for start, _ms in marks]
+        spooled, first = 0, 0
+        for value, count in packed:
+            received_ms = marks[bisect.bisect_right(starts, first) - 1][1]
+            spooled += self._produce_values(key, [(value, count)], received_ms=received_ms,
+                                            peer=peer, transport=transport, to_spool=to_spool)
+            first += count
+        return spooled
+
+    def _expire(self, buf: _Buffer) -> None:
+        """A buffer's timer: produce it if its oldest line has waited the linger (a UDP buffer
+        goes to the spool if datagrams do right now), else wait on."""
+        buf.handle = None
+        if self._buffers.get((buf.key, buf.peer, buf.transport)) is not buf or not buf.lines:
+            return
+        loop = self._loop
+        assert loop is not None
+        if buf.deadline - loop.time() > 0.001:  # refilled after a flush: its oldest is younger
+            buf.handle = loop.call_at(buf.deadline, self._expire, buf)
+            return
+        del self._buffers[(buf.key, buf.peer, buf.transport)]
+        to_spool = buf.transport == b"udp" and self.udp_to_spool()
+        spooled = self._flush(buf, to_spool)
+        if spooled:
+            self.counters.add_spooled("backpressure" if to_spool else "queue_full", spooled)
+
+    def _spool_buffers(self, groups: dict[bytes, list[bytes]], peer: bytes,
+                       transport: bytes) -> int:
+        """Spool the lingering lines of these appliances from this peer (their new lines are
+        being spooled: the older ones go first). Returns lines spooled."""
+        spooled = 0
+        for key in groups:
+            buf = self._buffers.get((key, peer, transport))
+            if buf is not None:
+                spooled += self._flush(buf, True)
+                self._forget(buf)
+        return spooled
+
+    def flush_buffers(self) -> None:
+        """Hand every linger buffer to the producer now (at stop, before Kafka is flushed)."""
+        buffers, self._buffers = self._buffers, {}
+        spooled = 0
+        for buf in buffers.values():
+            if buf.handle is not None:
+                buf.handle.cancel()
+                buf.handle = None
+            spooled += self._flush(buf, False)
+        if spooled:
+            self.counters.add_spooled("queue_full", spooled)
 
     def _publish_lines(self, lines: list[bytes], keys: list[bytes], headers: Headers, *,
                        received_ms: int, peer: bytes, transport: bytes, to_spool: bool) -> int:
@@ -303,8 +485,9 @@ class Receiver:
         return 0
 
     def depth(self) -> int:
-        """Lines held by the producers (queued or in flight)."""
-        return self.producer.depth() + self.drainer.depth()
+        """Lines held in memory: lingering in the buffers or held by the producers (queued or
+        in flight)."""
+        return self.producer.depth() + self.drainer.depth() + self.buffered
 
     def delivered(self) -> int:
         """Lines Kafka acknowledged (live and from the spool)."""
@@ -314,7 +497,8 @@ class Receiver:
         return self.producer.failed + self.drainer.failed
 
     def congested(self) -> bool:
-        """True while the producers hold more than they should (TCP pauses, UDP spools)."""
+        """True while the buffers and producers hold more than they should (TCP pauses, UDP
+        spools)."""
         return self.depth() >= self._high
 
     def udp_to_spool(self) -> bool:

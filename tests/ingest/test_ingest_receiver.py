@@ -124,6 +124,8 @@ def test_every_transport_arrives_unchanged_and_keyed(
         else:
             assert max(per_record) > 1, "the TCP and TLS lines were not packed"
             assert len(records) < total
+            udp_records = [r for r in records if r.key == b"esa-udp"]
+            assert len(udp_records) < 150, "the default linger packs datagrams too"
 
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read()
         assert b'esatrack_ingest_lines_total{appliance="esa-tls",transport="tls"} 200.0' in metrics
@@ -181,6 +183,57 @@ def test_packed_values_are_bounded_and_kept_per_appliance(
         output = rx.stop()
         rx.kill()
     assert f"{total} lines in, {total} published" in output
+
+
+@pytest.mark.parametrize("linger", ["200", "0"])
+def test_the_linger_packs_lines_sent_one_at_a_time(
+    kafka_bootstrap: str, new_topic: Callable[..., str], tmp_path: Path, linger: str
+) -> None:
+    """Lines sent one per datagram, or one per TCP write with short pauses (as appliances send
+    at a steady pace), wait the ESATRACK_PRODUCER_PACK_LINGER_MS and arrive packed into few
+    records, each appliance's lines in order, with the first line's receive time. With linger 0
+    every datagram is a record of its own and TCP records hold what one read delivered."""
+    topic = new_topic(partitions=3)
+    metrics_port = free_port()
+    rx = ReceiverProcess(
+        {"ESATRACK_KAFKA_BOOTSTRAP": kafka_bootstrap, "ESATRACK_RECEIVER_BIND": "127.0.0.1",
+         "ESATRACK_PRODUCER_PACK_LINGER_MS": linger},
+        ["--topic", topic, "--udp-port", str(free_port(socket.SOCK_DGRAM)),
+         "--tcp-port", str(free_port()), "--spool-dir", str(tmp_path / "spool"),
+         "--metrics-port", str(metrics_port)])
+    try:
+        udp = _lines("udp", "esa-udp", 40)
+        tcp = _lines("tcp", "esa-tcp", 40)
+        started_ms = time.time_ns() // 1_000_000
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with socket.create_connection(("127.0.0.1", rx.tcp)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for udp_line, tcp_line in zip(udp, tcp, strict=True):
+                sender.sendto(udp_line, ("127.0.0.1", rx.udp))
+                sock.sendall(tcp_line + b"\n")
+                time.sleep(0.002)  # well under the linger; a read each, as at a steady pace
+            sender.close()
+            records = read_topic(kafka_bootstrap, topic, 80, lines=True)
+        assert lines_by_key(records) == {b"esa-udp": udp, b"esa-tcp": tcp}
+        per_key = Counter(record.key for record in records)
+        if linger == "0":
+            assert per_key[b"esa-udp"] == 40, "a datagram is a record of its own without linger"
+            assert per_key[b"esa-tcp"] > 20, "TCP reads held more than one line each"
+        else:
+            # Sent within ~0.1-0.2 s: one or two lingers' worth of records per appliance.
+            assert per_key[b"esa-udp"] <= 4, per_key
+            assert per_key[b"esa-tcp"] <= 4, per_key
+        for record in records:
+            assert record.headers["transport"] == (b"udp" if record.key == b"esa-udp" else b"tcp")
+            assert started_ms <= int(record.headers["received_ms"]) <= time.time_ns() // 1_000_000
+        health = orjson.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/healthz").read())
+        assert health["published"] == health["lines_in"] == 80
+        assert health["producer_queue"] == 0
+    finally:
+        output = rx.stop()
+        rx.kill()
+    assert "80 lines in, 80 published" in output
 
 
 def test_overlong_lines_are_dropped_and_counted(

@@ -15,6 +15,9 @@ from tests.ingest.ingest_helpers import free_port
 
 
 def _receiver(tmp_path: Path, **overrides: object) -> Receiver:
+    """A receiver without the packing linger: each read is packed and produced at once (the
+    linger has tests of its own, test_ingest_linger_core)."""
+    overrides.setdefault("producer_pack_linger_ms", 0)
     settings = load_settings(kafka_bootstrap=f"127.0.0.1:{free_port()}",
                              receiver_spool_dir=tmp_path / "spool", **overrides)
     return Receiver(settings, ports=Ports(), topic="t")
