@@ -59,17 +59,30 @@ def headers_for(received_ms: int, peer: bytes, transport: bytes) -> Headers:
     return [(H_RECEIVED, str(received_ms).encode()), (H_PEER, peer), (H_TRANSPORT, transport)]
 
 
-def record_of(msg: Message, lines: int = 1) -> SpoolRecord:
-    """A produced message of ``lines`` lines back as a spool record (for a failed delivery)."""
-    found: dict[str, bytes] = {}
-    raw = msg.headers() or []
-    for name, hval in raw.items() if isinstance(raw, dict) else raw:
-        found[name] = hval.encode() if isinstance(hval, str) else hval or b""
+Origin = tuple[int, bytes, bytes]
+"""(received_ms, peer, transport) of a record, kept by its delivery callback."""
+
+
+def record_of(msg: Message, lines: int = 1, origin: Origin | None = None) -> SpoolRecord:
+    """A produced message of ``lines`` lines back as a spool record (for a failed delivery).
+
+    librdkafka reports a failed delivery without the record's headers (or timestamp), so what
+    they said comes from ``origin`` when the caller kept it, else from whatever headers the
+    report has (none from librdkafka today: receive time 0, peer and transport empty; only the
+    failure-only reports of unpacked records, ``producer_pack_bytes`` 0, are in that case).
+    """
     value, key = msg.value(), msg.key()
+    if origin is None:
+        found: dict[str, bytes] = {}
+        raw = msg.headers() or []
+        for name, hval in raw.items() if isinstance(raw, dict) else raw:
+            found[name] = hval.encode() if isinstance(hval, str) else hval or b""
+        origin = (int(found.get(H_RECEIVED) or 0), found.get(H_PEER, b""),
+                  found.get(H_TRANSPORT, b""))
+    received_ms, peer, transport = origin
     return SpoolRecord(value.encode() if isinstance(value, str) else value or b"",
                        key.encode() if isinstance(key, str) else key or b"",
-                       int(found.get(H_RECEIVED) or 0), found.get(H_PEER, b""),
-                       found.get(H_TRANSPORT, b""), lines)
+                       received_ms, peer, transport, lines)
 
 
 class BrokerState:
@@ -142,7 +155,8 @@ class RawProducer:
     def last_error(self) -> str | None:
         return self.state.last_error
 
-    def report(self, err: KafkaError | None, msg: Message, lines: int = 1) -> None:
+    def report(self, err: KafkaError | None, msg: Message, lines: int = 1,
+               origin: Origin | None = None) -> None:
         """Account for the delivery report of a record of ``lines`` lines (the default callback,
         for one line; :meth:`reporter` binds other counts; drains chain to it)."""
         if err is None:
@@ -151,11 +165,12 @@ class RawProducer:
             return
         self.failed += lines
         self.state.last_error = str(err)
-        self._on_failed(record_of(msg, lines), err)
+        self._on_failed(record_of(msg, lines, origin), err)
 
-    def reporter(self, lines: int) -> DeliveryCallback:
-        """The delivery callback of a record holding ``lines`` lines."""
-        return functools.partial(self.report, lines=lines)
+    def reporter(self, lines: int, origin: Origin | None = None) -> DeliveryCallback:
+        """The delivery callback of a record holding ``lines`` lines (``origin``: its receive
+        time, peer and transport, kept for a failed delivery, which comes back without them)."""
+        return functools.partial(self.report, lines=lines, origin=origin)
 
     def _error(self, err: KafkaError) -> None:
         self.state.last_error = str(err)

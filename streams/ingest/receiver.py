@@ -60,7 +60,7 @@ from streams.ingest.framing import FrameDecoder, strip_trailer
 from streams.ingest.header import appliance_fast, appliance_slow
 from streams.ingest.metrics import IngestCounters
 from streams.ingest.pack import Packed, group_by_key, pack_lines
-from streams.ingest.producer import BrokerState, Headers, RawProducer, headers_for
+from streams.ingest.producer import BrokerState, Headers, Origin, RawProducer, headers_for
 from streams.ingest.spool import Segment, Spool, SpoolRecord
 from streams.settings import Settings
 
@@ -307,12 +307,10 @@ class Receiver:
         headers = headers_for(received_ms, peer, transport)
         produce, topic, reporter = self.producer.raw_produce, self.topic, self.producer.reporter
         produced = 0
+        origin = (received_ms, peer, transport)  # a failed delivery's report lacks the headers
         for value, count in packed:
             try:
-                if count == 1:
-                    produce(topic, value, key, headers=headers)
-                else:
-                    produce(topic, value, key, headers=headers, on_delivery=reporter(count))
+                produce(topic, value, key, headers=headers, on_delivery=reporter(count, origin))
             except BufferError:  # the producer's queue is full: this record goes to disk
                 spooled += self._spool_record(
                     SpoolRecord(value, key, received_ms, peer, transport, count))
@@ -527,9 +525,9 @@ class Receiver:
         else:
             self.counters.add_dropped("spool_full", lines)
 
-    def _on_drained(self, drain: _Drain, lines: int, err: KafkaError | None,
+    def _on_drained(self, drain: _Drain, lines: int, origin: Origin, err: KafkaError | None,
                     msg: Message) -> None:
-        self.drainer.report(err, msg, lines)
+        self.drainer.report(err, msg, lines, origin)
         drain.resolved += 1
         if err is None:
             self.counters.unspooled += lines
@@ -557,7 +555,8 @@ class Receiver:
             return
         for record in drain.segment.read(_DRAIN_BATCH, max_lines=room):
             value, key, received_ms, peer, transport, lines = record
-            callback = functools.partial(self._on_drained, drain, lines)
+            callback = functools.partial(self._on_drained, drain, lines,
+                                         (received_ms, peer, transport))
             if not self.drainer.produce(value, key, headers_for(received_ms, peer, transport),
                                         on_delivery=callback, lines=lines):
                 self.spool.append(record, force=True)  # queue full after all: keep it
