@@ -68,6 +68,8 @@ from streams.correlate.state import (
     Host,
     MsgState,
     State,
+    pack,
+    unpack,
 )
 from streams.settings import Settings
 
@@ -199,8 +201,9 @@ class Correlator:
                 if host.conns[icid].flags & PENDING:
                     self._emit(host, host.conns[icid])
             for mid in sorted(host.msgs):
-                if host.msgs[mid].flags & PENDING:
-                    self._emit(host, host.msgs[mid])
+                msg = host.msgs[mid]
+                if not isinstance(msg, bytes) and msg.flags & PENDING:  # packed: emitted
+                    self._emit(host, msg)
         self._out = []  # the caller owns the records now
         return out
 
@@ -257,6 +260,8 @@ class Correlator:
         s = table.get(ident)
         if s is None:
             return None
+        if isinstance(s, bytes):
+            s = unpack(ident, s)
         blob, base, client, ext = s.unpacked()
         return orjson.dumps([blob, base, s.maxts, s.n, s.emitted, s.flags, client, ext])
 
@@ -272,12 +277,15 @@ class Correlator:
             return
         cls: type[State] = {"m": MsgState, "c": ConnState, "d": DlvState}[kind]
         s = cls(ident)
-        (s.blob, s.base, s.maxts, s.n, s.emitted, s.flags, s.client, s.ext) = value
+        (s.blob, s.base, s.maxts, s.n, s.emitted, s.flags) = value[:6]
+        if isinstance(s, MsgState):
+            s.client, s.ext = value[6], value[7]
         _table(host, kind)[ident] = s
         if isinstance(s, MsgState) and not s.flags & PENDING and (
                 not s.flags & DONE or s.flags & HELD):
-            s.freeze()
-        self._schedule(host, s, None)
+            self._park(host, s)
+        else:
+            self._schedule(host, s, None)
 
     # --- Internals: scheduling ------------------------------------------------------------
 
@@ -305,21 +313,68 @@ class Correlator:
         else:
             bucket.append(s)
 
+    def _park(self, host: Host, s: MsgState) -> None:
+        """Keep a waiting message packed, with one entry by MID at the second it falls due
+        (where an object's entry would be: the order states are looked at stays the same)."""
+        due = self._bucket(s)
+        if s.sched != due:
+            self._unwake(host, s)
+            if due is not None:
+                s.sched = due
+                bucket = host.buckets.get(due)
+                if bucket is None:
+                    host.buckets[due] = [s.ident]
+                    heapq.heappush(host.heap, due)
+                else:
+                    bucket.append(s.ident)
+        host.msgs[s.ident] = pack(s)
+
+    def _unwake(self, host: Host, s: MsgState) -> None:
+        """Take the entry by MID of ``s`` out of its bucket (it has been rescheduled or goes)."""
+        sched = s.sched
+        if sched is not None:
+            s.sched = None
+            bucket = host.buckets.get(sched)
+            if bucket is not None and s.ident in bucket:
+                bucket.remove(s.ident)
+
+    def _wake_packed(self, host: Host, mid: int, second: int) -> MsgState | None:
+        """The message of an entry by MID that came due at ``second`` if that is still its
+        due second (kept as an object in the table then), else None (it has other entries)."""
+        value = host.msgs.get(mid)
+        if value is None:
+            return None
+        s = unpack(mid, value) if isinstance(value, bytes) else value
+        if s.sched != second:
+            return None
+        s.sched = None  # the entry is used up
+        if s is not value:  # packed: unchanged since it was scheduled
+            host.msgs[mid] = s
+        elif self._bucket(s) != second:
+            return None  # unpacked and rescheduled since: it has an object entry
+        return s
+
     def _run_due(self, host: Host) -> None:
         heap, buckets = host.heap, host.buckets
         while heap and heap[0] <= host.wm:
             second = heapq.heappop(heap)
-            for s in buckets.pop(second, ()):
-                if self._bucket(s) != second or _table(host, _kind(s)).get(s.ident) is not s:
-                    continue  # rescheduled since, or gone
+            for item in buckets.pop(second, ()):
+                if isinstance(item, int):
+                    found = self._wake_packed(host, item, second)
+                    if found is None:
+                        continue
+                    s: State = found
+                else:
+                    s = item
+                    if self._bucket(s) != second or _table(host, _kind(s)).get(s.ident) is not s:
+                        continue  # rescheduled since, or gone
                 if s.flags & PENDING:
                     self._emit(host, s)
                 elif isinstance(s, MsgState) and s.flags & DONE and not s.flags & HELD and \
                         _held(s):
                     s.flags |= HELD  # finished in a quarantine: wait for the release
-                    s.freeze()
                     self._touched(host, s)
-                    self._schedule(host, s, second)
+                    self._park(host, s)
                 elif (s.flags & DONE and not s.flags & HELD) or isinstance(s, DlvState):
                     self._drop(host, s)
                 else:
@@ -339,11 +394,12 @@ class Correlator:
             s.emitted = revision
             self._out.append(record)
             self.counts["messages" if isinstance(s, MsgState) else "connections"] += 1
+        self._touched(host, s)
         if isinstance(s, MsgState):
             s.flags &= ~HELD  # looked at again when retained time is up
-            if not s.flags & DONE:
-                s.freeze()  # open and waiting: kept compressed until its next line
-        self._touched(host, s)
+            if not s.flags & (DONE | EXPIRED):
+                self._park(host, s)  # open and waiting: kept packed until its next line
+                return
         self._schedule(host, s, old)
 
     def _drop(self, host: Host, s: State) -> None:
@@ -351,8 +407,10 @@ class Correlator:
             self._hand_client_over(host, s)
             if s.emitted:
                 self._retired.append(_record_id(host, s, "c"))
-        elif isinstance(s, MsgState) and s.emitted:
-            self._retired.append(_record_id(host, s, "m"))
+        elif isinstance(s, MsgState):
+            self._unwake(host, s)
+            if s.emitted:
+                self._retired.append(_record_id(host, s, "m"))
         del _table(host, _kind(s))[s.ident]
         self._touched(host, s)
 
@@ -372,15 +430,21 @@ class Correlator:
         if snapshot is None:
             return
         for mid in mids:
-            msg = host.msgs.get(mid)
-            if msg is None:
+            value = host.msgs.get(mid)
+            if value is None:
                 continue
+            msg = unpack(mid, value) if isinstance(value, bytes) else value
             frozen = type(msg.blob) is bytes
-            msg.thaw()
+            if frozen:
+                msg.thaw()
             if msg.client is None:
                 msg.client = snapshot
                 self._touched(host, msg)
-            if frozen:
+                if msg is not value:
+                    host.msgs[mid] = pack(msg)  # still waits for its wake entry (sched)
+                elif frozen:
+                    msg.freeze()
+            elif frozen and msg is value:
                 msg.freeze()
 
     def _touched(self, host: Host, s: State) -> None:
@@ -451,9 +515,13 @@ class Correlator:
         return True
 
     def _msg(self, host: Host, mid: int) -> MsgState:
-        s = host.msgs.get(mid)
-        if s is None:
+        value = host.msgs.get(mid)
+        if value is None:
             s = host.msgs[mid] = MsgState(mid)
+        elif isinstance(value, bytes):
+            s = host.msgs[mid] = unpack(mid, value)
+        else:
+            s = value
         return s
 
     def _conn(self, host: Host, icid: int) -> ConnState:
@@ -473,16 +541,22 @@ class Correlator:
         if mid is None:
             self.counts["unrouted"] += 1
             return
-        s = host.msgs.get(mid)
-        if s is None:
+        value = host.msgs.get(mid)
+        if value is None:
             s = host.msgs[mid] = MsgState(mid)
-        if self._add(host, s, code, e.ts, values) and s.flags & CHILD and \
-                code in fc.INHERITED_CODES:
-            self._wake_children(host, s)
+        elif isinstance(value, bytes):
+            s = host.msgs[mid] = unpack(mid, value)
+        else:
+            s = value
+        if self._add(host, s, code, e.ts, values):
+            if s.flags & CHILD and code in fc.INHERITED_CODES:
+                self._wake_children(host, s)
+        elif isinstance(value, bytes) and s.n < self.max_facts:
+            host.msgs[mid] = value  # the same line again: it stays packed as it was
 
     def _wake_children(self, host: Host, s: MsgState) -> None:
         for fields in fc.codes_in(s.text(), fc.CHILD_CODES):
-            child = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
+            child = host.msg(int(fields[0])) if fields and fields[0].isdigit() else None
             if child is not None and child.emitted:
                 self._wake(host, child)
 
@@ -499,6 +573,8 @@ class Correlator:
         if f"{SEP}{probe}{SEP}" in blob:
             return False  # the same line again
         self.counts["reused_ids"] += 1
+        if isinstance(s, MsgState):
+            host.msgs[s.ident] = s  # it may be an unpacked copy (Host.peek)
         if s.flags & PENDING or not s.emitted:
             if not s.flags & DONE:
                 s.flags |= EXPIRED
@@ -559,7 +635,7 @@ class Correlator:
         s = self._conn(host, icid)
         if self._add(host, s, code, e.ts, values) and f"{SEP}{fc.C_MID}" in s.text():
             for fields in fc.codes_in(s.text(), fc.C_MID):
-                msg = host.msgs.get(int(fields[0])) if fields and fields[0].isdigit() else None
+                msg = host.msg(int(fields[0])) if fields and fields[0].isdigit() else None
                 if msg is not None and msg.emitted:
                     self._wake(host, msg)
 
@@ -615,7 +691,7 @@ class Correlator:
         mid = e.mid
         values = (opt(e.icid),)
         if mid is not None:
-            old = host.msgs.get(mid)
+            old, _kept = host.peek(mid)  # a packed one stays packed unless the MID is reused
             if old is not None:
                 self._replace_if_new(host, old, fc.M_START, e.ts, values)
         self._msg_fact(host, e, fc.M_START, values)
@@ -685,7 +761,7 @@ class Correlator:
         if parent == child:
             self.counts["unrouted"] += 1
             return
-        p = host.msgs.get(parent)
+        p = host.msg(parent)
         if p is None and create_parent:
             p = self._msg(host, parent)
         c = self._msg(host, child)
@@ -802,7 +878,7 @@ class Correlator:
             self.counts["other"] += 1
             return
         self._msg_fact(host, e, fc.M_CEF, tuple(ext.get(key) or "" for key in fc.CEF_KEYS))
-        s = host.msgs.get(e.mid)
+        s = host.msg(e.mid)
         if s is not None:
             s.flags |= DONE  # logged once the message is done with
 

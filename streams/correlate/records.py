@@ -190,7 +190,7 @@ def _conn_text(code: str, f: list[str], icid: int) -> str:
 def connection_record(host: Host, s: ConnState) -> tuple[Record, int]:
     """The connection record of ``s`` and its revision."""
     facts = fc.decode(s.text(), s.base, fc.CONN_RANK)
-    client, auth_user, _used = fold_client(facts)
+    client, auth_user, used = fold_client(facts)  # the other facts do not change it
     started = closed = None
     lost = False
     action: str | None = None
@@ -211,6 +211,8 @@ def connection_record(host: Host, s: ConnState) -> tuple[Record, int]:
             lost = lost or bool(f[0])
         events.append({"ts": iso(ts), "kind": _CONN_KIND_OF_CODE.get(code, code),
                        "text": _conn_text(code, f, s.ident)})
+    if mids and s.folded_n != s.n:  # what its messages join, while at it
+        s.folded, s.folded_n = fold_client_text(client, auth_user, used), s.n
     timed = [fact[4] for fact in facts if fact[4] is not None]
     if started is None and timed:
         started = timed[0]
@@ -800,27 +802,63 @@ def _client_join(host: Host, s: MsgState, icid: int | None
     conn = host.conns.get(icid) if icid is not None else None
     if conn is not None and (s.client is None or
                              f"{fc.SEP}{fc.C_MID}{fc.FS}{s.ident}{fc.SEP}" in conn.text()):
-        cached = conn.cache
-        if cached is None or cached[0] != conn.n:
-            facts = [f for f in fc.decode(conn.text(), conn.base, fc.CONN_RANK)
-                     if f[3] in fc.CLIENT_CODES]
-            cached = conn.cache = (conn.n, *fold_client(facts))
-        _n, client, auth_user, used = cached
-        if used:
-            return dict(client), auth_user, used
+        folded = _folded_client(conn)
+        if folded is not None:
+            return unfold_client_text(folded)
     snap = _load(s.client)
     if snap:
         return snap[0], snap[1], int(snap[2])
     return None, None, 0
 
 
-def snapshot_client(conn: ConnState) -> str | None:
-    """The client of a connection as the snapshot its messages keep once it is gone."""
-    facts = [f for f in fc.decode(conn.text(), conn.base, fc.CONN_RANK) if f[3] in fc.CLIENT_CODES]
-    client, auth_user, used = fold_client(facts)
+def _folded_client(conn: ConnState) -> str | None:
+    """The client of a connection as compact text, folded once per change of its facts."""
+    if conn.folded_n != conn.n:
+        facts = [f for f in fc.decode(conn.text(), conn.base, fc.CONN_RANK)
+                 if f[3] in fc.CLIENT_CODES]
+        conn.folded, conn.folded_n = fold_client_text(*fold_client(facts)), conn.n
+    return conn.folded
+
+
+def fold_client_text(client: dict[str, Any], auth_user: str | None, used: int) -> str | None:
+    """A folded client as a connection keeps it for its messages (``None`` when no fact made
+    it): its values in ``CLIENT_KEYS`` order, the auth user and the count, ``FS``-separated.
+    No value is ``""`` (absent ones are ``None``) and none holds a separator (they come from
+    facts), so the text means exactly the client (a float's repr reads back the same)."""
     if not used:
         return None
-    return orjson.dumps([client, auth_user, used]).decode()
+    verified = client["rdns_verified"]
+    sbrs = client["sbrs"]
+    return fc.FS.join((
+        client["ip"] or "", client["rdns"] or "",
+        "" if verified is None else ("1" if verified else "0"),
+        "" if sbrs is None else repr(sbrs), client["sender_group"] or "",
+        client["flow"] or "", client["interface"] or "", client["country"] or "",
+        client["tls"] or "", auth_user or "", str(used)))
+
+
+def unfold_client_text(text: str) -> tuple[dict[str, Any], str | None, int]:
+    """The inverse of :func:`fold_client_text`: (client, auth user, count), a new dict."""
+    f = text.split(fc.FS)
+    verified = f[2]
+    sbrs = f[3]
+    client: dict[str, Any] = {
+        "ip": f[0] or None, "rdns": f[1] or None,
+        "rdns_verified": True if verified == "1" else (False if verified == "0" else None),
+        "sbrs": float(sbrs) if sbrs else None, "sender_group": f[4] or None,
+        "flow": f[5] or None, "interface": f[6] or None, "country": f[7] or None,
+        "tls": f[8] or None,
+    }
+    return client, f[9] or None, int(f[10])
+
+
+def snapshot_client(conn: ConnState) -> str | None:
+    """The client of a connection as the snapshot its messages keep once it is gone (JSON
+    ``[client, auth user, contributing fact count]``), or None when its facts give none."""
+    folded = _folded_client(conn)
+    if folded is None:
+        return None
+    return orjson.dumps(list(unfold_client_text(folded))).decode()
 
 
 def _parent_of(facts: list[fc.Fact]) -> tuple[int | None, str | None]:
@@ -836,9 +874,9 @@ def _inherit(host: Host, s: MsgState, parent_mid: int, kind: str | None, *, dept
              own: bool) -> tuple[Record | None, int]:
     """(what the child inherits from its parent, contributing count)."""
     ext = _load(s.ext) or {}
-    parent = host.msgs.get(parent_mid)
+    parent, kept = host.peek(parent_mid)
     if parent is not None and parent is not s and depth < _MAX_LINEAGE_DEPTH:
-        frozen = isinstance(parent.blob, bytes)
+        frozen = kept and isinstance(parent.blob, bytes)
         prec, _rev, count = _build(host, parent, depth + 1)
         if frozen:
             parent.freeze()  # read for its child's sake: leave it as it was

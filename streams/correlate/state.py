@@ -2,15 +2,22 @@
 
 Kept deliberately small (an open message must cost at most a few hundred bytes): ``__slots__``
 classes whose facts live in one string (see :mod:`streams.correlate.facts`), plain ints and
-floats, and two optional snapshot strings for what a record joins from other states
-(the client of its connection, the envelope of its parent, the addresses of its delivery
-connections) once those states may be gone.
+floats; a message also has two optional snapshot strings for what its record joins from other
+states (the client of its connection, the envelope of its parent, the addresses of its
+delivery connections) once those states may be gone, and a connection the client its messages
+join, folded once per change.
+
+A message that waits (emitted, not finished) is not even an object: :class:`Host` keeps it
+*packed*, as one ``bytes`` (:func:`pack`: its numbers, then its frozen blob) in place of the
+:class:`MsgState`, and :meth:`Host.msg` unpacks it into one again when it is needed.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 import zlib
-from typing import Any, Final
+from typing import Final
 
 from streams.correlate.facts import SEP
 
@@ -31,16 +38,9 @@ HELD: Final = 32
 
 
 class State:
-    """What all states share.
+    """What all states share."""
 
-    A message that waits (emitted, not finished: soft-bounced, quarantined, queued for an
-    unreachable destination, possibly for days) is kept *frozen*: its facts, base time and
-    snapshots compressed into one ``bytes`` in ``blob`` (``zlib`` with a preset dictionary of
-    the words mail logs repeat). Anything that reads or changes it calls :meth:`thaw` first;
-    the engine freezes it again after its next emission.
-    """
-
-    __slots__ = ("base", "blob", "client", "emitted", "ext", "flags", "ident", "maxts", "n")
+    __slots__ = ("base", "blob", "emitted", "flags", "ident", "maxts", "n")
 
     def __init__(self, ident: int) -> None:
         self.ident = ident
@@ -57,10 +57,6 @@ class State:
         self.emitted = 0
         """Revision last emitted (0: never)."""
         self.flags = 0
-        self.client: str | None = None
-        """Snapshot of the connection's client (JSON text), once the connection is gone."""
-        self.ext: str | None = None
-        """Snapshot of other joins (JSON text): parent envelope, delivery connection IPs."""
 
     def text(self) -> str:
         """The facts (thawed first if frozen)."""
@@ -79,6 +75,39 @@ class State:
     def set_header(self, value: str) -> None:
         blob = self.text()
         self.blob = value + blob[blob.find(SEP) :]
+
+    def unpacked(self) -> tuple[str, int | None, str | None, str | None]:
+        """(facts, base, client snapshot, other snapshots): only messages have snapshots."""
+        return self.text(), self.base, None, None
+
+    def thaw(self) -> None:
+        """Undo :meth:`MsgState.freeze`: only messages are ever frozen."""
+
+
+class MsgState(State):
+    """An open message (appliance, MID).
+
+    A message that waits (emitted, not finished: soft-bounced, quarantined, queued for an
+    unreachable destination, possibly for days) is kept *frozen*: its facts, base time and
+    snapshots compressed into one ``bytes`` in ``blob`` (``zlib`` with a preset dictionary of
+    the words mail logs repeat), and that blob *packed* with its numbers in the table in place
+    of the object (:func:`pack`). Anything that reads or changes it unpacks it
+    (:meth:`Host.msg`) and calls :meth:`thaw` first (:meth:`State.text` does); the engine packs
+    it again after its next emission.
+    """
+
+    __slots__ = ("client", "ext", "sched")
+
+    def __init__(self, ident: int) -> None:
+        super().__init__(ident)
+        self.client: str | None = None
+        """Snapshot of the connection's client (JSON text), once the connection is gone."""
+        self.ext: str | None = None
+        """Snapshot of other joins (JSON text): parent envelope, delivery connection IPs."""
+        self.sched: int | None = None
+        """The watermark second of its entry by MID in ``Host.buckets``: what wakes it while
+        it is packed. One at most: moved when it is packed again with another due second,
+        taken out when it goes, used up when its second comes (None: none)."""
 
     def freeze(self) -> None:
         """Compress facts, base time and snapshots into ``blob`` (idempotent)."""
@@ -155,21 +184,46 @@ _ZDICT: Final = (
 )
 
 
-class MsgState(State):
-    """An open message (appliance, MID)."""
+_HEAD: Final = struct.Struct("<dqIIB")
+"""The numbers of a packed message, before its frozen blob: maxts (NaN: none), sched (-1:
+none), n, emitted, flags."""
+_HEAD_SIZE: Final = _HEAD.size
 
-    __slots__ = ()
+
+def pack(s: MsgState) -> bytes:
+    """A waiting message as one ``bytes``: what :class:`Host` keeps in place of the object
+    (freezes ``s``; the object itself is then not used any more)."""
+    s.freeze()
+    blob = s.blob
+    assert isinstance(blob, bytes)
+    maxts = s.maxts
+    sched = s.sched
+    return _HEAD.pack(float("nan") if maxts is None else maxts, -1 if sched is None else sched,
+                      s.n, s.emitted, s.flags) + blob
+
+
+def unpack(ident: int, data: bytes) -> MsgState:
+    """The inverse of :func:`pack`: the message as an object again (still frozen)."""
+    s = MsgState(ident)
+    maxts, sched, s.n, s.emitted, s.flags = _HEAD.unpack_from(data)
+    s.maxts = None if math.isnan(maxts) else maxts  # NaN: no timed fact
+    s.sched = None if sched < 0 else sched
+    s.blob = data[_HEAD_SIZE:]
+    return s
 
 
 class ConnState(State):
     """An open incoming connection (appliance, ICID)."""
 
-    __slots__ = ("cache",)
+    __slots__ = ("folded", "folded_n")
 
     def __init__(self, ident: int) -> None:
         super().__init__(ident)
-        self.cache: tuple[int, dict[str, Any], str | None, int] | None = None
-        """(fact count, client, auth user, facts used): the client folded once per change."""
+        self.folded: str | None = None
+        """The client its messages join, folded from its facts once per change, as compact
+        text (``records.fold_client_text``; None: the facts give none)."""
+        self.folded_n = -1
+        """The fact count ``folded`` was folded at (-1: not yet)."""
 
 
 class DlvState(State):
@@ -187,10 +241,28 @@ class Host:
         self.name = name
         self.wm = float("-inf")
         """The watermark: the latest log time seen from this appliance."""
-        self.msgs: dict[int, MsgState] = {}
+        self.msgs: dict[int, MsgState | bytes] = {}
+        """MID -> the message; a waiting one packed (:func:`pack`)."""
         self.conns: dict[int, ConnState] = {}
         self.dlvs: dict[int, DlvState] = {}
-        self.buckets: dict[int, list[State]] = {}
-        """Second -> states to look at when the watermark reaches it."""
+        self.buckets: dict[int, list[State | int]] = {}
+        """Second -> states to look at when the watermark reaches it: the objects, or the MID of
+        a message that was packed when it was scheduled (at most one such entry a message, its
+        ``sched``)."""
         self.heap: list[int] = []
         """The seconds of ``buckets``, as a heap."""
+
+    def msg(self, mid: int) -> MsgState | None:
+        """The message ``mid`` as an object (a packed one is unpacked and kept so), or None."""
+        s = self.msgs.get(mid)
+        if isinstance(s, bytes):
+            s = self.msgs[mid] = unpack(mid, s)
+        return s
+
+    def peek(self, mid: int) -> tuple[MsgState | None, bool]:
+        """(the message ``mid`` as an object, whether that is the one the table keeps): a packed
+        message is unpacked into a copy, to be read and dropped, the table left as it was."""
+        s = self.msgs.get(mid)
+        if isinstance(s, bytes):
+            return unpack(mid, s), False
+        return s, True

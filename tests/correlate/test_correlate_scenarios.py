@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from streams.correlate import Correlator
-from tests.correlate.correlate_support import Line, Run, get, iso, parse, run_events, run_lines
+from tests.correlate.correlate_support import T0, Line, Run, get, iso, parse, run_events, run_lines
 
 # --- Building blocks ---------------------------------------------------------------------------
 
@@ -439,18 +439,124 @@ def test_ids_are_stable_and_distinct() -> None:
 
 
 def test_a_waiting_message_is_kept_compressed_and_exports_the_same() -> None:
-    """After its in-flight emission a waiting message is compressed; its export, records and
-    later lines are as if it never was."""
+    """After its in-flight emission a waiting message is packed and compressed; its export,
+    records and later lines are as if it never was."""
     lines = [*CONNECT, *envelope(), (4, "Delivery start DCID 8 MID 6 to RID [0]"),
              (5, "Delayed: DCID 8 MID 6 to RID 0 - 4.1.0 - Unknown address error ('466', "
                  "['Mailbox full.']) []"), (60, "ICID 99 close")]
     engine = Correlator(track_dirty=True)
     run_events(parse(lines), engine, flush=False)
-    state = engine._hosts["esa"].msgs[6]  # internals on purpose: the compression is the subject
-    assert isinstance(state.blob, bytes)
+    host = engine._hosts["esa"]  # internals on purpose: the compression is the subject
+    assert isinstance(host.msgs[6], bytes)
     exported = engine.export("esa|m|6")
+    state = host.msg(6)
+    assert state is not None and host.msgs.get(6) is state and isinstance(state.blob, bytes)
+    assert engine.export("esa|m|6") == exported
     state.thaw()
     assert isinstance(state.blob, str) and engine.export("esa|m|6") == exported
     later = run_events(parse([(HOUR, "Message done DCID 9 MID 6 to RID [0]"),
                               (HOUR, "Message finished MID 6 done")]), engine)
     assert later.one("message", 6)["status"] == "delivered"
+
+
+def test_a_waiting_message_expires_a_horizon_after_its_latest_line() -> None:
+    """A packed message that gets lines later (retries) has its wake entry moved each time it
+    is packed again: it expires ``message_horizon`` after its latest line, however often it
+    was unpacked and packed again, exported and restored in between."""
+    delayed = [(4, "Delivery start DCID 8 MID 6 to RID [0]"),
+               (5, "Delayed: DCID 8 MID 6 to RID 0 - 4.1.0 - Unknown address error ('466', "
+                   "['Mailbox full.']) []"), (60, "ICID 5 close")]
+    engine = Correlator(message_horizon=10 * HOUR)
+    run = run_events(parse([*CONNECT, *envelope(), *delayed]), engine, flush=False)
+    assert isinstance(engine._hosts["esa"].msgs[6], bytes)  # internals: packed while it waits
+    latest = 0
+    for retry in range(1, 6):  # a retry every 3 hours; every one re-emits the record
+        latest = retry * 3 * HOUR
+        lines = [(latest, f"Delivery start DCID {8 + retry} MID 6 to RID [0]"),
+                 (latest, f"Delayed: DCID {8 + retry} MID 6 to RID 0 - 4.1.0 - Unknown "
+                          "address error ('466', ['Mailbox full.']) []")]
+        run.emitted += run_events(parse(lines), engine, flush=False).emitted
+        run.emitted += engine.advance(T0 + latest + 20, "esa")
+        if retry == 3:
+            fresh = Correlator(message_horizon=10 * HOUR)
+            for key in engine.state_keys():
+                data = engine.export(key)
+                assert data is not None
+                fresh.restore(key, data)
+            engine = fresh
+    assert not any(r["expired"] for r in run.revisions("message", 6))
+    assert engine.advance(T0 + latest + 10 * HOUR - 1, "esa") == []
+    expired = engine.advance(T0 + latest + 10 * HOUR + 1, "esa")
+    assert [(r["mid"], r["expired"], r["status"]) for r in expired] == [(6, True, "in_flight")]
+    assert "esa|m|6" not in engine.state_keys()
+
+
+def test_a_connection_keeps_its_client_as_compact_text() -> None:
+    """The client a connection keeps for its messages reads back exactly, NaN and all."""
+    from streams.correlate.records import (  # noqa: PLC0415 - internals on purpose
+        fold_client_text,
+        unfold_client_text,
+    )
+
+    clients: list[tuple[dict[str, Any], str | None, int]] = [
+        ({"ip": "192.0.2.9", "rdns": "mx.example.net", "rdns_verified": True, "sbrs": 3.4,
+          "sender_group": "UNKNOWNLIST", "flow": "ACCEPT", "interface": "Data 1",
+          "country": "Thailand", "tls": "TLSv1.2"}, None, 3),
+        ({"ip": None, "rdns": None, "rdns_verified": False, "sbrs": -10.0,
+          "sender_group": None, "flow": None, "interface": None, "country": None,
+          "tls": "failed"}, "alice", 2),
+        ({"ip": "2001:db8::1", "rdns": None, "rdns_verified": None, "sbrs": None,
+          "sender_group": "G", "flow": "RELAY", "interface": "Data 2", "country": None,
+          "tls": None}, None, 1),
+    ]
+    for client, user, used in clients:
+        text = fold_client_text(client, user, used)
+        assert text is not None
+        assert unfold_client_text(text) == (client, user, used)
+        assert list(unfold_client_text(text)[0]) == list(client)  # the key order too
+    nan = dict(clients[0][0], sbrs=float("nan"))
+    text = fold_client_text(nan, None, 2)
+    assert text is not None
+    sbrs = unfold_client_text(text)[0]["sbrs"]
+    assert sbrs != sbrs  # noqa: PLR0124 - NaN reads back as NaN
+    assert fold_client_text(clients[0][0], None, 0) is None
+
+
+def test_a_line_seen_again_leaves_a_waiting_message_packed() -> None:
+    """Redelivered lines (a worker restarting) change nothing and leave waiting messages
+    packed as they were; a new line unpacks the message until its next emission."""
+    lines = [*CONNECT, *envelope(), (4, "MID 6 queued for delivery"), (60, "ICID 5 close")]
+    engine = Correlator()
+    run_events(parse(lines), engine, flush=False)
+    host = engine._hosts["esa"]  # internals on purpose: the representation is the subject
+    packed = host.msgs.get(6)
+    assert isinstance(packed, bytes)
+    assert run_events(parse(envelope()), engine, flush=False).emitted == []
+    assert host.msgs.get(6) is packed and engine.counts["duplicates"] == len(envelope())
+    run_events(parse([(70, "Delivery start DCID 8 MID 6 to RID [0]")]), engine, flush=False)
+    assert not isinstance(host.msgs.get(6), bytes)
+    later = run_events(parse([(90, "ICID 77 close")]), engine, flush=False)
+    assert later.one("message", 6)["events"][-1]["kind"] == "dlv_start"
+    assert isinstance(host.msgs.get(6), bytes)
+
+
+def test_a_waiting_message_keeps_one_wake_entry() -> None:
+    """However often a waiting message is unpacked and packed again, one entry wakes it; a
+    message that finishes and goes leaves none behind."""
+    lines = [*CONNECT, *envelope(), (4, "MID 6 queued for delivery"), (60, "ICID 5 close")]
+    for retry in range(1, 8):
+        lines += [(retry * HOUR, f"Delivery start DCID {retry} MID 6 to RID [0]"),
+                  (retry * HOUR, f"Delayed: DCID {retry} MID 6 to RID 0 - 4.1.0 - x ('466', "
+                                 "['Mailbox full.']) []"), (retry * HOUR + 60, "ICID 9 close")]
+    engine = Correlator()
+    run_events(parse(lines), engine, flush=False)
+    host = engine._hosts["esa"]  # internals on purpose: the schedule is the subject
+
+    def entries() -> int:
+        return sum(1 for bucket in host.buckets.values() for item in bucket if item == 6)
+
+    assert isinstance(host.msgs.get(6), bytes) and entries() == 1
+    run_events(parse([(8 * HOUR, "Message done DCID 9 MID 6 to RID [0]"),
+                      (8 * HOUR, "Message finished MID 6 done"), (9 * HOUR, "ICID 9 close")]),
+               engine, flush=False)
+    assert "esa|m|6" not in engine.state_keys() and entries() == 0
