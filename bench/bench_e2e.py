@@ -752,13 +752,14 @@ def report_throughput(t: dict[str, Any], messages: int) -> float:
         print(f"  raw archive (every line hash-chained into esa-raw) complete after {aspan:.1f} s "
               f"({t['lines'] / aspan:,.0f} lines/s)")
     else:
-        print(f"  raw archive NOT complete at the end: {final.indexed_raw:,.0f}/{t['lines']:,}")
+        print(f"  raw archive NOT complete at the end: {final.indexed_raw:,.0f}/"
+              f"{final.produced:,} records")
     samples = t["samples"]
-    for label, attr, unit in (("produced to esa.raw (replay)", "produced", "lines"),
+    for label, attr, unit in (("produced to esa.raw (replay)", "produced", "Kafka records"),
                               ("worker", "worker_lines", "lines"),
                               ("worker output", "worker_records", "records"),
                               ("indexer, records", "indexed_records", "records"),
-                              ("indexer, raw archive", "indexed_raw", "lines"),
+                              ("indexer, raw archive", "indexed_raw", "Kafka records"),
                               ("searchable", "searchable", "records")):
         average, best = stage_rate(samples, attr)
         print(f"  stage {label}: {average:,.0f} {unit}/s average while moving, best 5 s "
