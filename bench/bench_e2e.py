@@ -77,6 +77,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from bench.mix import frame, plan  # noqa: E402
 from streams.ingest.header import appliance  # noqa: E402
+from streams.ingest.pack import pack_lines  # noqa: E402
 from streams.ingest.producer import headers_for, producer_config  # noqa: E402
 from streams.opensearch.client import make_client  # noqa: E402
 from streams.opensearch.naming import daily_index  # noqa: E402
@@ -615,22 +616,9 @@ def first_complete(ph: Phase, produced: dict[tuple[str, int], float]) -> dict[
 
 
 def pack_values(lines: list[bytes], bound: int) -> list[bytes]:
-    """Lines of one appliance joined with LF into values of at most ``bound`` bytes (one line
-    per value when ``bound`` is 0), as the receiver packs one read."""
-    if bound <= 0:
-        return lines
-    values: list[bytes] = []
-    run: list[bytes] = []
-    size = 0
-    for line in lines:
-        if run and size + 1 + len(line) > bound:
-            values.append(b"\n".join(run))
-            run, size = [], -1
-        run.append(line)
-        size += 1 + len(line)
-    if run:
-        values.append(b"\n".join(run))
-    return values
+    """Lines of one appliance as the receiver ships them: packed by :func:`pack_lines` into
+    values of at most ``bound`` bytes, or one line per value when ``bound`` is 0."""
+    return [value for value, _count in pack_lines(lines, bound)] if bound > 0 else lines
 
 
 def latency(ph: Phase, rate: float, seconds: float, interval: float) -> dict[str, Any]:
