@@ -1,6 +1,7 @@
 """Correlation benchmark: parse + correlate speed on the realistic mix, and state per open message.
 
     .venv/bin/python bench/bench_correlate.py speed [--messages 20000] [--repeat 5] [--mypyc]
+        [--wait-for-grace]
     .venv/bin/python bench/bench_correlate.py memory [--messages 1000000] [--method rss]
 
 ``speed`` generates the mix (bench/mix.py: ~27 lines per connection, three appliances, RFC 3164
@@ -8,7 +9,9 @@ framed) and times on one core (a) parsing alone, (b) correlating the parsed even
 one pass, as ``esatrack correlate`` does (records built, not serialised). Each is timed with the
 process CPU clock (least disturbed by other work on a shared machine) and the wall clock; the
 best of ``--repeat`` rounds is printed. ``--mypyc`` repeats the run on the core compiled as wheels
-ship it (setup.py with mypyc, in a temporary copy: bench/compiled.py).
+ship it (setup.py with mypyc, in a temporary copy: bench/compiled.py). The engine is set up
+as the workers run it (records emitted at their ``Message finished`` line); ``--wait-for-grace``
+measures the engine that emits only after the grace period (``ESATRACK_EMIT_AT_FINISH=false``).
 
 ``memory`` feeds the engine until ``--messages`` messages are open: each message's lines up to
 and including ``queued for delivery`` (connection, envelope, headers, verdicts, URLs,
@@ -56,7 +59,7 @@ def _best(rounds: int, work: Callable[[], int]) -> tuple[float, float, int]:
     return best_cpu, best_wall, count
 
 
-def speed(messages: int, repeat: int) -> None:
+def speed(messages: int, repeat: int, emit_at_finish: bool) -> None:
     from bench.mix import generate  # noqa: PLC0415 - after the path set-up
     from streams.correlate import Correlator  # noqa: PLC0415
     from streams.correlate import engine as engine_module  # noqa: PLC0415
@@ -65,14 +68,16 @@ def speed(messages: int, repeat: int) -> None:
     lines = generate(messages, seed=1)
     n = len(lines)
     compiled = engine_module.__file__ is not None and engine_module.__file__.endswith(".so")
-    print(f"mix: {messages} connections, {n} lines ({'mypyc-compiled' if compiled else 'CPython'})")
+    mode = "records at the finish line" if emit_at_finish else "records after the grace"
+    print(f"mix: {messages} connections, {n} lines "
+          f"({'mypyc-compiled' if compiled else 'CPython'}; {mode})")
     events = list(Parser(default_host="esa", year=2024).parse_lines(lines))
 
     def parse_only() -> int:
         return sum(1 for _ in Parser(default_host="esa", year=2024).parse_lines(lines))
 
     def correlate_only() -> int:
-        engine = Correlator()
+        engine = Correlator(emit_at_finish=emit_at_finish)
         apply = engine.apply
         emitted = 0
         for event in events:
@@ -80,7 +85,7 @@ def speed(messages: int, repeat: int) -> None:
         return emitted + len(engine.flush())
 
     def both() -> int:
-        engine = Correlator()
+        engine = Correlator(emit_at_finish=emit_at_finish)
         apply = engine.apply
         emitted = 0
         for event in Parser(default_host="esa", year=2024).parse_lines(lines):
@@ -180,6 +185,8 @@ def main() -> int:
     speed_parser.add_argument("--repeat", type=int, default=5)
     speed_parser.add_argument("--mypyc", action="store_true",
                               help="also bench a mypyc-compiled copy of parser and correlator")
+    speed_parser.add_argument("--wait-for-grace", action="store_true",
+                              help="engine without emission at the finish line")
     memory_parser = sub.add_parser("memory")
     memory_parser.add_argument("--messages", type=int, default=1_000_000)
     memory_parser.add_argument("--method", choices=("rss", "tracemalloc"), default="rss")
@@ -188,7 +195,7 @@ def main() -> int:
     args = parser.parse_args()
     _setup_path(args.streams_root)
     if args.what == "speed":
-        speed(args.messages, args.repeat)
+        speed(args.messages, args.repeat, not args.wait_for_grace)
         if args.mypyc:
             sys.stdout.flush()
             return _mypyc_run(sys.argv[1:])

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     """Per-appliance IANA zones, as JSON: ``{"esa1": "Asia/Bangkok"}``."""
     max_line_bytes: int = Field(default=65536, ge=256)
     grace_seconds: float = Field(default=10.0, ge=0)
+    """Log time a record waits after its latest line for lines that arrive out of order."""
+    emit_at_finish: bool = True
+    """Emit a message's record at its ``Message finished`` line without waiting for the grace
+    (searchable within seconds); a line within the grace that changes it re-emits it with a
+    higher revision, so the final revision is the same as with ``false``."""
     message_horizon_hours: float = Field(default=80.0, gt=0)
     connection_horizon_hours: float = Field(default=2.0, gt=0)
     retain_finished_seconds: float = Field(default=900.0, ge=0)

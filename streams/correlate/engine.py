@@ -12,7 +12,11 @@ How it stays correct under the delivery it gets:
   nothing, so records and revisions are as if it came once.
 - **Reordering** within the grace period: records are folded from the facts sorted by
   (time, rank, text); a record is emitted once the watermark has passed its latest line by
-  ``grace_seconds``, so the late lines of that window are in it.
+  ``grace_seconds``, so the late lines of that window are in it. With ``emit_at_finish`` a
+  message's record is also emitted the moment its ``Message finished`` line is applied (what
+  a user searching for it sees within seconds); lines that come within the grace after it
+  re-emit it at the same time as without the option, so the last revision in that window is
+  the same record for any order of its lines, and a stream in order emits it once.
 - **Late changes** (a delayed recipient delivered hours later, a release, a bounce line after
   the finish): the state is kept (``retain_seconds`` after the finish, up to the horizon while
   open) and the record is re-emitted with the same id and a higher revision.
@@ -99,6 +103,7 @@ class Correlator:
         default_host: str = "esa",
         track_dirty: bool = False,
         max_facts: int = 2000,
+        emit_at_finish: bool = False,
     ) -> None:
         if grace_seconds < 0 or message_horizon <= 0 or connection_horizon <= 0:
             raise ValueError("grace must be >= 0 and horizons > 0")
@@ -109,6 +114,10 @@ class Correlator:
         self.default_host = default_host
         self.track_dirty = track_dirty
         self.max_facts = max_facts
+        self.emit_at_finish = emit_at_finish
+        """Emit a message's record as soon as its ``Message finished`` line is applied (a
+        provisional revision), and again after the grace period only if lines within it changed
+        the record. The final revision is the same either way."""
         self.lines = 0
         """Events applied."""
         self.counts: Counter[str] = Counter()
@@ -134,6 +143,7 @@ class Correlator:
             "connection_horizon": settings.connection_horizon_hours * HOUR,
             "default_host": settings.default_host,
             "retain_seconds": settings.retain_finished_seconds,
+            "emit_at_finish": settings.emit_at_finish,
         }
         options.update(overrides)
         return cls(**options)
@@ -633,7 +643,7 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         s = self._conn(host, icid)
-        if self._add(host, s, code, e.ts, values) and f"{SEP}{fc.C_MID}" in s.text():
+        if self._add_conn(host, s, code, e.ts, values) and f"{SEP}{fc.C_MID}" in s.text():
             for fields in fc.codes_in(s.text(), fc.C_MID):
                 msg = host.msg(int(fields[0])) if fields and fields[0].isdigit() else None
                 if msg is not None and msg.emitted:
@@ -674,7 +684,7 @@ class Correlator:
             self.counts["unrouted"] += 1
             return
         s = self._conn(host, icid)
-        if self._add(host, s, fc.C_CLOSE, e.ts, (flag(e.data.get("lost")),)):
+        if self._add_conn(host, s, fc.C_CLOSE, e.ts, (flag(e.data.get("lost")),)):
             s.flags |= DONE
 
     def _link_conn(self, host: Host, e: ev.Event) -> None:
@@ -683,7 +693,18 @@ class Correlator:
             return  # ICID 0: messages the appliance generated itself
         s = self._conn(host, e.icid)
         if f"{SEP}{fc.C_MID}{FS}{e.mid}{SEP}" not in s.text():
-            self._add(host, s, fc.C_MID, None, (str(e.mid),))
+            self._add_conn(host, s, fc.C_MID, None, (str(e.mid),))
+
+    def _add_conn(self, host: Host, s: ConnState, code: str, ts: float | None,
+                  values: tuple[object, ...]) -> bool:
+        """``_add`` for a connection: a fact that is not about the client (a MID it carried,
+        its close) keeps the client its messages join folded (they fold it once, not once per
+        message emitted between its lines)."""
+        fresh = s.folded_n == s.n
+        added = self._add(host, s, code, ts, values)
+        if added and fresh and code not in fc.CLIENT_CODES:
+            s.folded_n = s.n
+        return added
 
     # Messages
 
@@ -813,6 +834,8 @@ class Correlator:
         s = self._msg(host, mid)
         if self._add(host, s, fc.M_FINISHED, e.ts, (e.data.get("outcome") or "",)):
             s.flags |= DONE
+            if self.emit_at_finish and _joins_settled(host, s):
+                self._emit(host, s)  # provisional: lines within the grace re-emit it
 
     # Deliveries
 
@@ -913,6 +936,30 @@ def _split_key(key: str) -> tuple[str, str, int]:
     if len(parts) < 3 or not parts[-1].lstrip("-").isdigit():
         raise ValueError(f"bad state key {key!r} (expected 'host|m|123')")
     return "|".join(parts[:-2]), parts[-2], int(parts[-1])
+
+
+def _joins_settled(host: Host, s: MsgState) -> bool:
+    """Whether a record of ``s`` emitted now keeps its id and its joins whatever lines come
+    later. The id: it was emitted before (its start time is frozen then) or its ``Start MID``
+    line is in (else a line reordered behind the finish could still be the earliest). The
+    remote address of each delivery connection: its ``New SMTP DCID`` line is in, or the
+    message kept it already (a delivery connection learning its address later does not wake
+    the messages that used it, so it must not be missing from a record sent early)."""
+    text = s.text()
+    if text[0] == SEP and f"{SEP}{fc.M_START}" not in text:
+        return False
+    known: dict[str, Any] | None = None
+    for fields in fc.codes_in(text, fc.DCID_CODES):
+        if not fields or not fields[0].isdigit():
+            continue
+        dlv = host.dlvs.get(int(fields[0]))
+        if dlv is not None and f"{SEP}{fc.D_NEW}" in dlv.text():
+            continue
+        if known is None:
+            known = (orjson.loads(s.ext) if s.ext else {}).get("d") or {}
+        if fields[0] not in known:
+            return False
+    return True
 
 
 def _held(s: State) -> bool:

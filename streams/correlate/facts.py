@@ -58,6 +58,8 @@ M_DELAYED: Final = "Y"  # dcid, rids, code, reason, response
 M_PENDING: Final = "T"  # rids, until
 M_BOUNCED: Final = "H"  # dcid, rids, code, reason, response
 M_DONE: Final = "O"  # dcid, rids, external_quarantine(1|"")
+DCID_CODES: Final = M_DLV_START + M_DELAYED + M_BOUNCED + M_DONE
+"""Message facts whose first field is a delivery connection (DCID)."""
 M_RESPONSE: Final = "r"  # rids, response
 M_BOUNCE_LOG: Final = "b"  # rid, recipient, reason, response, sender, delayed(1|"")
 M_ABORTED: Final = "K"  # reason

@@ -52,8 +52,8 @@ def collect(outputs: Sequence[Output]) -> dict[str, dict[str, Any]]:
     return final
 
 
-def settings(grace: float = 0.0) -> Settings:
-    return load_settings(grace_seconds=grace)
+def settings(grace: float = 0.0, *, emit_at_finish: bool = True) -> Settings:
+    return load_settings(grace_seconds=grace, emit_at_finish=emit_at_finish)
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +182,45 @@ def test_lines_without_a_host_belong_to_the_appliance_they_are_keyed_by() -> Non
     assert any(r["type"] == "message" and r["mid"] == 6 for r in records.values())
 
 
+def test_a_finished_message_comes_out_with_its_finish_line_not_after_the_grace() -> None:
+    """The default: a record is searchable within seconds of its finish, and the timer that
+    ends the grace does not send it again when nothing changed."""
+    clock = FakeClock()
+    processor = PartitionProcessor(settings(grace=10.0), 0, clock=clock)
+    out = processor.process(raw_lines([(b"esa1", line) for line in MESSAGE]))
+    (record,) = [orjson.loads(v) for _k, v in out.messages]
+    assert (record["mid"], record["complete"], record["status"]) == (6, True, "in_flight")
+    assert record["revision"] == len(MESSAGE)
+    clock.now += 12
+    assert not processor.tick(clock.now).messages
+
+
+def test_a_line_within_the_grace_after_the_finish_re_emits_the_record() -> None:
+    """A line reordered behind the finish changes the provisional record: after the grace the
+    record comes again, with a higher revision, equal to what waiting would have emitted."""
+    late = b"<22>Mar 17 18:24:37 mail_logs: Info: MID 6 Subject 'late'"
+    lines = [(b"esa1", line) for line in [*MESSAGE, late]]
+    clock = FakeClock()
+    early = PartitionProcessor(settings(grace=10.0), 0, clock=clock)
+    first = early.process(raw_lines(lines))
+    (provisional,) = [orjson.loads(v) for _k, v in first.messages]
+    assert provisional["subject"] is None
+    clock.now += 12
+    (final,) = [orjson.loads(v) for _k, v in early.tick(clock.now).messages]
+    waiting_clock = FakeClock()
+    waiting = PartitionProcessor(settings(grace=10.0, emit_at_finish=False), 0,
+                                 clock=waiting_clock)
+    assert not waiting.process(raw_lines(lines)).messages
+    waiting_clock.now += 12
+    (waited,) = [orjson.loads(v) for _k, v in waiting.tick(waiting_clock.now).messages]
+    assert final == waited
+    assert final["subject"] == "late" and final["revision"] == provisional["revision"] + 1
+
+
 def test_a_quiet_appliance_gets_its_records_after_the_grace_period() -> None:
     """The timer moves an idle appliance's log time on by wall time: records come after grace."""
     clock = FakeClock()
-    processor = PartitionProcessor(settings(grace=10.0), 0, clock=clock)
+    processor = PartitionProcessor(settings(grace=10.0, emit_at_finish=False), 0, clock=clock)
     out = processor.process(raw_lines([(b"esa1", line) for line in MESSAGE]))
     assert not out.messages
     assert out.state  # the open message is in the table already
