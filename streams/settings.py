@@ -139,7 +139,11 @@ class Settings(BaseSettings):
     """Faust app id of the stream workers: their consumer group and the prefix of their
     changelog topics (``<group>-correlation-changelog``)."""
     worker_batch_size: int = Field(default=2000, ge=1)
-    """Raw lines taken from Kafka per processing batch."""
+    """Kafka records (one line each, or a shipper's LF-separated lines) taken per batch."""
+    worker_batch_lines: int = Field(default=10000, ge=1)
+    """Most lines processed before their records and state are produced and acknowledged:
+    a batch of packed records holding more is done in parts of about this many lines, so
+    records reach the indexer while a catching-up worker is still reading."""
     worker_batch_seconds: float = Field(default=0.05, gt=0)
     """Longest wait for a batch to fill before processing what has arrived."""
     worker_tick_seconds: float = Field(default=1.0, gt=0)

@@ -178,6 +178,7 @@ class Pipeline:
         self.table = table
         self.metrics = metrics
         self.make_processor = make_processor
+        self.batch_lines = settings.worker_batch_lines
         self.topics = _Topics(
             messages=settings.topic_messages,
             connections=settings.topic_connections,
@@ -296,26 +297,41 @@ class Pipeline:
             self._abort(exc)
 
     async def _handle(self, events: Sequence[Any]) -> None:
-        by_partition: dict[int, list[RawLine]] = {}
+        """Process a batch in parts of about ``worker_batch_lines`` lines (a packed Kafka record
+        holds many), each produced and acknowledged before the next is processed."""
+        limit = self.batch_lines
+        part: list[Any] = []
+        lines = 0
         oldest = time.time()
         for event in events:
             msg = event.message
+            oldest = min(oldest, msg.timestamp)
+            part.append(msg)
+            value = msg.value
+            lines += value.count(b"\n") + 1 if value else 1
+            if lines >= limit:
+                await self._handle_part(part)
+                part, lines = [], 0
+        if part:
+            await self._handle_part(part)
+        self.metrics.processing_latency.observe(max(0.0, time.time() - oldest))
+        self._update_open()
+
+    async def _handle_part(self, messages: Sequence[Any]) -> None:
+        by_partition: dict[int, list[RawLine]] = {}
+        for msg in messages:
             lines = by_partition.get(msg.partition)
             if lines is None:
                 lines = by_partition[msg.partition] = []
-            ts = msg.timestamp
-            oldest = min(oldest, ts)
             # one per Kafka message: the processor reads a batching shipper's LF-separated lines
-            lines.append(RawLine(msg.key, msg.value, ts, msg.offset))
+            lines.append(RawLine(msg.key, msg.value, msg.timestamp, msg.offset))
         async with self.lock:
             outputs = [(partition, self.processor(partition).process(lines))
                        for partition, lines in by_partition.items()]
             await self._emit(outputs)
             for partition, lines in by_partition.items():
                 self.next_offsets[partition] = lines[-1].offset + 1
-        self.metrics.batch_size.observe(len(events))
-        self.metrics.processing_latency.observe(max(0.0, time.time() - oldest))
-        self._update_open()
+        self.metrics.batch_size.observe(sum(out.lines for _partition, out in outputs))
 
     async def tick(self) -> None:
         """Let every engine emit what its grace or expiry released; refresh the gauges."""

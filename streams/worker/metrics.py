@@ -79,8 +79,9 @@ class WorkerMetrics:
         )
         self.batch_size = Histogram(
             "esatrack_worker_batch_lines",
-            "Lines per processing batch",
-            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+            "Lines per processing part (their records and state produced and acknowledged "
+            "together; a batch of packed Kafka records is split at ESATRACK_WORKER_BATCH_LINES)",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000),
             registry=r,
         )
 

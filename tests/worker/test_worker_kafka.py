@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from bench.mix import HOSTS, generate
+from streams.ingest.pack import pack_lines
 from streams.worker.processor import CONTEXT_PREFIX
 from tests.worker.worker_helpers import (
     WorkerEnv,
@@ -91,6 +92,36 @@ def test_sample_replay_through_kafka_equals_esatrack_correlate(
             assert name in worker.get("/metrics")[1]
         assert worker.metric("esatrack_worker_lines_total") == len(pairs)
         assert worker.get("/healthz")[0] == 200
+    finally:
+        assert worker.stop() == 0, worker.tail()
+
+
+def test_packed_values_are_processed_in_parts_of_the_configured_lines(
+    worker_env: WorkerEnv, tmp_path: Path
+) -> None:
+    """Values holding many lines (as the receiver and replay pack them): a batch is processed
+    and produced in parts of about ESATRACK_WORKER_BATCH_LINES lines, not all at once, and
+    the records are those of `esatrack correlate`."""
+    limit = 1000
+    worker_env.extra = {"ESATRACK_WORKER_BATCH_LINES": str(limit)}
+    pairs, expected = mix_lines(tmp_path, 1200, seed=17)
+    by_host: dict[bytes, list[bytes]] = {}
+    for key, line in pairs:
+        by_host.setdefault(key, []).append(line)
+    values = [(key, value) for key, lines in by_host.items()
+              for value, _count in pack_lines(lines, 16384)]
+    biggest = max(value.count(b"\n") + 1 for _key, value in values)
+    assert len(values) * 20 < len(pairs)  # packed: many lines per Kafka record
+    worker = WorkerProcess(worker_env, tmp_path / "state", tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        assert produce(worker_env.bootstrap, worker_env.raw, values) == len(values)
+        worker.wait_lines(len(pairs))
+        got = wait_for_records(worker_env.bootstrap, worker_env, expected)
+        assert_same_records(got, expected)
+        parts = worker.metric("esatrack_worker_batch_lines_count")
+        assert parts >= len(pairs) / (limit + biggest), (parts, len(pairs), biggest)
+        assert worker.metric("esatrack_worker_batch_lines_sum") == len(pairs)
     finally:
         assert worker.stop() == 0, worker.tail()
 

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ class WorkerEnv:
     partitions: int = 3
     grace: float = 0.0
     tick: float = 0.5
+    extra: dict[str, str] = field(default_factory=dict)
+    """More ``ESATRACK_*`` variables of this test's workers."""
 
     def variables(self, state_dir: Path, metrics_port: int) -> dict[str, str]:
         return {
@@ -105,6 +107,7 @@ class WorkerEnv:
             "ESATRACK_WORKER_TICK_SECONDS": str(self.tick),
             "ESATRACK_STATE_DIR": str(state_dir),
             "ESATRACK_METRICS_PORT": str(metrics_port),
+            **self.extra,
         }
 
     @property
