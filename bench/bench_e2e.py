@@ -706,8 +706,12 @@ def latency(ph: Phase, rate: float, seconds: float, interval: float) -> dict[str
     on_topic = first_complete(ph, watch.produced)
     worker_part = sorted(on_topic[k] - watch.produced[k] for k in on_topic)
     index_part = sorted(watch.found[k] - on_topic[k] for k in watch.found if k in on_topic)
-    raw = indexer.metrics().get("esatrack_indexer_docs_indexed_total.raw", 0.0)
+    im = indexer.metrics()
+    raw = im.get("esatrack_indexer_docs_indexed_total.raw", 0.0)
+    batches = im.get("esatrack_indexer_batch_seconds_count", 0.0)
+    batch_mean = im.get("esatrack_indexer_batch_seconds_sum", 0.0) / max(1.0, batches)
     return {"rate": len(timed) / seconds, "expected": len(watch.produced), "delays": delays,
+            "batches": batches, "batch_mean": batch_mean,
             "lines": len(timed), "raw_indexed": raw, "worker_part": worker_part,
             "index_part": index_part,
             "poll_mean": watch.poll_seconds / max(1, watch.polls), "polls": watch.polls}
@@ -779,6 +783,9 @@ def report_latency(label: str, grace: float, lat: dict[str, Any], interval: floa
             print(f"  of which {part_label}: p50 {pct(part, 0.5):.2f} s, "
                   f"p95 {pct(part, 0.95):.2f} s, p99 {pct(part, 0.99):.2f} s "
                   f"({len(part):,} messages)")
+    if lat["batches"]:
+        print(f"  indexer: {lat['batches']:,.0f} batches, {lat['batch_mean']:.3f} s on average "
+              "from a batch's processing start to its commit (wait to fill not included)")
     print(f"  raw archive meanwhile: {lat['raw_indexed']:,.0f} records (links) holding the "
           f"{lat['lines']:,} lines" + ("" if lat["raw_indexed"] else " (off)"))
 

@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     """Records per bulk request at most."""
     indexer_batch_bytes: int = Field(default=8 * 1024**2, ge=1024)
     """Bytes of Kafka values per bulk request at most."""
-    indexer_batch_seconds: float = Field(default=0.5, gt=0)
+    indexer_batch_seconds: float = Field(default=0.2, gt=0)
     """Longest wait for a batch to fill before indexing what has arrived."""
     indexer_bulk_concurrency: int = Field(default=2, ge=1, le=16)
     """Bulk requests in flight per batch (the batch is split by document id)."""
