@@ -1,7 +1,7 @@
 """End to end on the local stack: replay -> Kafka -> worker -> indexer -> OpenSearch.
 
     .venv/bin/python bench/bench_e2e.py [--messages 10000] [--latency-seconds 60]
-        [--latency-rate LINES_PER_S] [--graces 10,0] [--skip-throughput | --skip-latency]
+        [--latency-rate LINES_PER_S] [--graces 10] [--skip-throughput | --skip-latency]
         [--pack-bytes N] [--no-archive] [--mypyc]
 
 Uses the running local stack (Kafka 127.0.0.1:9092, OpenSearch 127.0.0.1:9200; if it does not
@@ -33,9 +33,13 @@ Ctrl-C or a failure.
    appliance and MID). A message's latency is from the arrival of its finish line (its
    scheduled time, when a receiver would have read it; the linger is part of the latency) to
    the return of the first search that found its record: an upper bound, at most one poll
-   interval plus one search late. Run once per ``--graces`` value: with the default grace (10 s
-   of log time, by design the time a record waits for late lines) and with grace 0, which shows
-   what the pipeline itself adds.
+   interval plus one search late. The workers run as configured by default: a message's record
+   goes out at its ``Message finished`` line (``ESATRACK_EMIT_AT_FINISH``), and again after
+   the grace (10 s of log time) only if lines within it changed it. Run once per ``--graces``
+   value (default: the default grace only). The verdict against the 3 s target is given for
+   the default grace; other graces are diagnostics (grace 0 is not faster: every open message
+   is then emitted, in flight, at each second of log time in which it got a line, so the
+   worker emits and the indexer writes several revisions per message).
 
 Values are packed (``ESATRACK_PRODUCER_PACK_BYTES``, or ``--pack-bytes``) in both parts, as the
 shippers ship them; ``--mypyc`` runs the worker on the core compiled as wheels ship it (the
@@ -799,7 +803,7 @@ def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--latency-rate", type=float,
                         help="lines/s of the latency runs (default: half the sustained rate)")
-    parser.add_argument("--graces", default="10,0",
+    parser.add_argument("--graces", default="10",
                         help="grace seconds of the latency runs, one run each")
     parser.add_argument("--poll", type=float, default=0.15, help="latency poll interval, s")
     parser.add_argument("--timeout", type=float, default=1800.0,
@@ -879,8 +883,8 @@ def _run(args: argparse.Namespace) -> int:
     if sustained:
         print(f"target 30,000 lines/s sustained: {'met' if sustained >= 30_000 else 'MISSED'} "
               f"({sustained:,.0f})")
-    for label, _grace, lat in results:
-        if lat["delays"]:
+    for label, grace, lat in results:
+        if lat["delays"] and grace == settings.grace_seconds:
             p99 = pct(lat["delays"], 0.99)
             print(f"target p99 under 3 s, {label}: {'met' if p99 < 3.0 else 'MISSED'} "
                   f"({p99:.2f} s)")
