@@ -940,11 +940,19 @@ def _split_key(key: str) -> tuple[str, str, int]:
 
 def _joins_settled(host: Host, s: MsgState) -> bool:
     """Whether a record of ``s`` emitted now keeps its id and its joins whatever lines come
-    later. The id: it was emitted before (its start time is frozen then) or its ``Start MID``
-    line is in (else a line reordered behind the finish could still be the earliest). The
-    remote address of each delivery connection: its ``New SMTP DCID`` line is in, or the
-    message kept it already (a delivery connection learning its address later does not wake
-    the messages that used it, so it must not be missing from a record sent early)."""
+    later, so that a line within the grace re-emits it with a higher revision (else it waits
+    for the grace):
+
+    - the id: it was emitted before (its start time is frozen then) or its ``Start MID`` line
+      is in; else a line reordered behind the finish could still be the earliest;
+    - no parent (a split, rewritten or generated message): what it inherits gives way to its
+      own lines, and the revision (a count of the facts the record is made of) can then go
+      down although the record changed, so a record sent early might never be replaced;
+    - each delivery connection's remote address: its ``New SMTP DCID`` line is in, or the
+      message kept the address already (a delivery connection that learns its address later
+      does not wake the messages that used it)."""
+    if s.flags & PARENT:
+        return False
     text = s.text()
     if text[0] == SEP and f"{SEP}{fc.M_START}" not in text:
         return False

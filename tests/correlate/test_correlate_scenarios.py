@@ -560,3 +560,65 @@ def test_a_waiting_message_keeps_one_wake_entry() -> None:
                       (8 * HOUR, "Message finished MID 6 done"), (9 * HOUR, "ICID 9 close")]),
                engine, flush=False)
     assert "esa|m|6" not in engine.state_keys() and entries() == 0
+
+
+# --- Records at the finish line (ESATRACK_EMIT_AT_FINISH, the workers' default) ----------------
+
+
+def _early(lines: list[Line]) -> Run:
+    return run_events(parse(lines), Correlator(emit_at_finish=True))
+
+
+@pytest.mark.parametrize(("name", "lines", "expected"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_scenario_emitting_at_the_finish(name: str, lines: list[Line],
+                                         expected: dict[str, Any]) -> None:
+    """Records sent at their finish line: each scenario still ends in the records the table
+    describes, and in the same final records for any order within the grace."""
+    run = _early(lines)
+    _check(run, expected)
+    reference = run_lines(lines).final
+    assert run.final == reference
+    if name.startswith("a MID reused"):
+        return
+    rng = random.Random(name)
+    for _ in range(5):
+        keyed = sorted(lines, key=lambda line: line[0] + rng.uniform(0, 9.9))
+        assert _early(keyed).final == reference
+
+
+def _emitted_by_finish(lines: list[Line], mid: int) -> list[dict[str, Any]]:
+    """The message records of ``mid`` that the apply of its finish line returned."""
+    engine = Correlator(emit_at_finish=True)
+    for event in parse(lines):
+        out = engine.apply(event)
+        if event.kind == "msg_finished" and event.mid == mid:
+            return [r for r in out if r["type"] == "message" and r["mid"] == mid]
+    raise AssertionError(f"no finish line of MID {mid}")
+
+
+def _scenario(prefix: str) -> list[Line]:
+    return next(lines for name, lines, _expected in SCENARIOS if name.startswith(prefix))
+
+
+def test_a_split_parent_goes_out_at_its_finish_line_its_child_after_the_grace() -> None:
+    """A message with a parent waits for the grace (what it inherits gives way to its own
+    lines, so its revision may not grow when it changes); its parent need not wait."""
+    split = _scenario("split:")
+    (parent,) = _emitted_by_finish(split, 6)
+    assert parent["child_mids"] == [8]
+    assert not _emitted_by_finish(split, 8)
+    child = _early(split).one("message", 8, "esa")
+    assert (child["parent_mid"], child["status"], child["sender"]) == (6, "delivered",
+                                                                       "alice@example.com")
+
+
+def test_a_record_whose_joins_may_still_change_waits_for_the_grace() -> None:
+    """No early record when a later line could change it without raising its revision: a
+    message without its Start line, a delivery connection without its address. Their records
+    come after the grace, and right."""
+    lines = _scenario("delivered")
+    assert _emitted_by_finish(lines, 6)
+    for missing in ("Start MID", "New SMTP DCID"):
+        held = [line for line in lines if not line[1].startswith(missing)]
+        assert not _emitted_by_finish(held, 6), missing
+        assert _early(held).final == run_lines(held).final
