@@ -648,6 +648,8 @@ class Correlator:
                 msg = host.msg(int(fields[0])) if fields and fields[0].isdigit() else None
                 if msg is not None and msg.emitted:
                     self._wake(host, msg)
+                if msg is not None and msg.flags & CHILD:
+                    self._wake_children(host, msg)  # they inherit its client
 
     def _on_conn_new(self, host: Host, e: ev.Event) -> None:
         d = e.data
@@ -945,17 +947,23 @@ def _joins_settled(host: Host, s: MsgState) -> bool:
 
     - the id: it was emitted before (its start time is frozen then) or its ``Start MID`` line
       is in; else a line reordered behind the finish could still be the earliest;
-    - no parent (a split, rewritten or generated message): what it inherits gives way to its
-      own lines, and the revision (a count of the facts the record is made of) can then go
-      down although the record changed, so a record sent early might never be replaced;
+    - a split, rewritten or generated message: its lineage line is in (none of its lines is
+      older, so it fixes the id's start like a ``Start MID`` line), and its parent knows it
+      as its child (then the parent's later lines, and its connection's, wake it; a generated
+      message's parent may come after it and not know it);
     - each delivery connection's remote address: its ``New SMTP DCID`` line is in, or the
       message kept the address already (a delivery connection that learns its address later
       does not wake the messages that used it)."""
-    if s.flags & PARENT:
-        return False
     text = s.text()
-    if text[0] == SEP and f"{SEP}{fc.M_START}" not in text:
+    lineage = fc.codes_in(text, fc.PARENT_CODES) if s.flags & PARENT else []
+    if text[0] == SEP and not lineage and f"{SEP}{fc.M_START}" not in text:
         return False
+    mid = str(s.ident)
+    for fields in lineage:
+        parent = host.peek(int(fields[0]))[0] if fields and fields[0].isdigit() else None
+        if parent is None or not parent.flags & CHILD or not any(
+                f and f[0] == mid for f in fc.codes_in(parent.text(), fc.CHILD_CODES)):
+            return False
     known: dict[str, Any] | None = None
     for fields in fc.codes_in(text, fc.DCID_CODES):
         if not fields or not fields[0].isdigit():

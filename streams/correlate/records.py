@@ -950,7 +950,11 @@ def _build(host: Host, s: MsgState, depth: int) -> tuple[Record, int, int]:
     icid = fold.icid
     if icid is None and inherited is not None:
         icid = inherited.get("icid")
-    client, auth_user, client_count = _client_join(host, s, icid)
+    # A child joins a connection only by an ICID of its own: the parent's client comes with
+    # what it inherits (and is counted there), so the revision cannot fall when the child's
+    # own ICID line (often "ICID 0") arrives after a record was emitted.
+    joined = fold.icid if s.flags & PARENT else icid
+    client, auth_user, client_count = _client_join(host, s, joined)
     if client is None and inherited is not None and inherited.get("client"):
         client, auth_user = inherited["client"], inherited.get("auth_user")
     if client is None and fold.cef_client is not None:
