@@ -56,6 +56,8 @@ from streams.correlate.facts import (
 from streams.correlate.records import (
     Record,
     connection_record,
+    delivery_address,
+    kept_addresses,
     message_record,
     record_id,
     snapshot_client,
@@ -525,13 +527,9 @@ class Correlator:
         return True
 
     def _msg(self, host: Host, mid: int) -> MsgState:
-        value = host.msgs.get(mid)
-        if value is None:
+        s = host.msg(mid)
+        if s is None:
             s = host.msgs[mid] = MsgState(mid)
-        elif isinstance(value, bytes):
-            s = host.msgs[mid] = unpack(mid, value)
-        else:
-            s = value
         return s
 
     def _conn(self, host: Host, icid: int) -> ConnState:
@@ -646,9 +644,11 @@ class Correlator:
         if self._add_conn(host, s, code, e.ts, values) and f"{SEP}{fc.C_MID}" in s.text():
             for fields in fc.codes_in(s.text(), fc.C_MID):
                 msg = host.msg(int(fields[0])) if fields and fields[0].isdigit() else None
-                if msg is not None and msg.emitted:
+                if msg is None:
+                    continue
+                if msg.emitted:
                     self._wake(host, msg)
-                if msg is not None and msg.flags & CHILD:
+                if msg.flags & CHILD:
                     self._wake_children(host, msg)  # they inherit its client
 
     def _on_conn_new(self, host: Host, e: ev.Event) -> None:
@@ -956,7 +956,7 @@ def _joins_settled(host: Host, s: MsgState) -> bool:
       does not wake the messages that used it)."""
     text = s.text()
     lineage = fc.codes_in(text, fc.PARENT_CODES) if s.flags & PARENT else []
-    if text[0] == SEP and not lineage and f"{SEP}{fc.M_START}" not in text:
+    if not s.header() and not lineage and f"{SEP}{fc.M_START}" not in text:
         return False
     mid = str(s.ident)
     for fields in lineage:
@@ -964,16 +964,13 @@ def _joins_settled(host: Host, s: MsgState) -> bool:
         if parent is None or not parent.flags & CHILD or not any(
                 f and f[0] == mid for f in fc.codes_in(parent.text(), fc.CHILD_CODES)):
             return False
-    known: dict[str, Any] | None = None
+    kept: dict[str, str] | None = None
     for fields in fc.codes_in(text, fc.DCID_CODES):
-        if not fields or not fields[0].isdigit():
+        if not fields or not fields[0].isdigit() or delivery_address(host, int(fields[0])):
             continue
-        dlv = host.dlvs.get(int(fields[0]))
-        if dlv is not None and f"{SEP}{fc.D_NEW}" in dlv.text():
-            continue
-        if known is None:
-            known = (orjson.loads(s.ext) if s.ext else {}).get("d") or {}
-        if fields[0] not in known:
+        if kept is None:
+            kept = kept_addresses(s)
+        if fields[0] not in kept:
             return False
     return True
 

@@ -905,6 +905,25 @@ def _inherit(host: Host, s: MsgState, parent_mid: int, kind: str | None, *, dept
     return None, 0
 
 
+def delivery_address(host: Host, dcid: int) -> str | None:
+    """The remote address of a delivery connection, from its ``New SMTP DCID`` line (None
+    while that line is not in, or the connection is gone)."""
+    dlv = host.dlvs.get(dcid)
+    if dlv is None:
+        return None
+    address = None
+    for fields in fc.codes_in(dlv.text(), fc.D_NEW):
+        address = fields[1] or address
+    return address
+
+
+def kept_addresses(s: MsgState) -> dict[str, str]:
+    """DCID (as text) -> the remote address a message kept of each delivery connection it used
+    (its snapshot, for when the connection is gone)."""
+    known: dict[str, str] = (_load(s.ext) or {}).get("d") or {}
+    return known
+
+
 def _remote_ips(host: Host, s: MsgState, dcids: set[int], own: bool
                 ) -> tuple[dict[int, str], int]:
     """DCID -> remote address of the delivery connections this message used."""
@@ -912,14 +931,10 @@ def _remote_ips(host: Host, s: MsgState, dcids: set[int], own: bool
     known: dict[str, Any] = ext.get("d") or {}
     changed = False
     for dcid in dcids:
-        dlv = host.dlvs.get(dcid)
-        if dlv is None:
-            continue
-        for fields in fc.codes_in(dlv.text(), fc.D_NEW):
-            ip = fields[1]
-            if ip and known.get(str(dcid)) != ip:
-                known[str(dcid)] = ip
-                changed = True
+        ip = delivery_address(host, dcid)
+        if ip and known.get(str(dcid)) != ip:
+            known[str(dcid)] = ip
+            changed = True
     if changed and own:
         ext["d"] = known
         s.ext = orjson.dumps(ext).decode()
